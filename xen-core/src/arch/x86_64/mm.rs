@@ -1,0 +1,461 @@
+//! Machine memory on x86-64: the direct map, the global frame allocator, the hypervisor's
+//! final page tables (W^X image, guard pages, direct map of all RAM) and the heap.
+
+use crate::boot::multiboot::{PhysMem, RegionKind, Unreadable};
+use crate::cpuinfo::{CpuFeatures, CpuInfo};
+use crate::layout::{
+    BOOT_DIRECTMAP_SIZE, DIRECTMAP_VIRT_END, DIRECTMAP_VIRT_START, END_RESERVED_L4_SLOT,
+    IMAGE_VIRT_OFFSET, IOREMAP_VIRT_END, IOREMAP_VIRT_START,
+};
+use crate::mm::frame_alloc::FrameAllocator;
+use crate::mm::memmap::{FrameRange, MemoryMap};
+use crate::types::{Mfn, PAGE_SIZE, Paddr};
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+/// Page-table entry bits.
+pub mod pte {
+    /// Present.
+    pub const P: u64 = 1 << 0;
+    /// Writable.
+    pub const RW: u64 = 1 << 1;
+    /// User-accessible.
+    pub const US: u64 = 1 << 2;
+    /// Write-through.
+    pub const PWT: u64 = 1 << 3;
+    /// Cache disable.
+    pub const PCD: u64 = 1 << 4;
+    /// Accessed.
+    pub const A: u64 = 1 << 5;
+    /// Dirty.
+    pub const D: u64 = 1 << 6;
+    /// Large page (in L2/L3 entries).
+    pub const PS: u64 = 1 << 7;
+    /// Global.
+    pub const G: u64 = 1 << 8;
+    /// No-execute.
+    pub const NX: u64 = 1 << 63;
+    /// The machine-address bits.
+    pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+}
+
+/// Why a mapping could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// No free frame for a page table.
+    NoMemory,
+    /// Something is already mapped at this address.
+    Conflict(u64),
+    /// A page-table frame lies outside the part of the direct map that is set up.
+    NotReachable(Paddr),
+    /// The memory subsystem is not initialised yet, or the area is full.
+    Unavailable,
+}
+
+/// Why memory setup failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemInitError {
+    /// No free range below 4 GiB can hold the allocator's bitmap.
+    NoRoomForBitmap,
+    /// A mapping failed.
+    Map(MapError),
+    /// The heap could not be allocated.
+    NoHeap,
+}
+
+/// What [`init`] set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemStats {
+    /// Bytes of RAM in the memory map.
+    pub ram_bytes: u64,
+    /// Bytes free for allocation once the allocator was built (before page tables and heap).
+    pub usable_bytes: u64,
+    /// Bytes of the heap.
+    pub heap_bytes: u64,
+    /// Frames used by the hypervisor's page tables.
+    pub pagetable_frames: u64,
+    /// One past the highest machine address reachable through the direct map.
+    pub directmap_end: u64,
+    /// Whether 1 GiB pages were used for the direct map.
+    pub gib_pages: bool,
+}
+
+static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+/// Machine memory reachable through the direct map: `[0, DIRECTMAP_END)`.
+static DIRECTMAP_END: AtomicU64 = AtomicU64::new(BOOT_DIRECTMAP_SIZE);
+/// The hypervisor's own L4 (machine address), once the final tables are live.
+static ROOT: AtomicU64 = AtomicU64::new(0);
+static IOREMAP_NEXT: AtomicU64 = AtomicU64::new(IOREMAP_VIRT_START);
+static PT_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+#[global_allocator]
+static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+
+/// The direct-map address of machine address `pa` (no check that it is mapped).
+pub const fn directmap_va(pa: Paddr) -> u64 {
+    DIRECTMAP_VIRT_START + pa.0
+}
+
+/// Whether `[pa, pa + len)` is reachable through the direct map.
+pub fn in_directmap(pa: Paddr, len: u64) -> bool {
+    pa.0.checked_add(len)
+        .is_some_and(|end| end <= DIRECTMAP_END.load(Ordering::Relaxed))
+}
+
+/// Reads machine memory through the direct map (the boot loader's structures, modules).
+#[derive(Debug, Clone, Copy)]
+pub struct DirectMapReader;
+
+impl PhysMem for DirectMapReader {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        if !in_directmap(Paddr(paddr), buf.len() as u64) {
+            return Err(Unreadable);
+        }
+        // SAFETY: the range is inside the direct map, which maps machine memory readable at
+        // `DIRECTMAP_VIRT_START + pa` (boot tables: all of 0-4 GiB; final tables: all RAM, and
+        // `DIRECTMAP_END` then only covers RAM); the destination is a distinct Rust buffer.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                directmap_va(Paddr(paddr)) as *const u8,
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Fills a frame with zeros.
+fn zero_frame(mfn: Mfn) {
+    // SAFETY: frames handed out by the allocator are free RAM inside the direct map and
+    // owned by the caller from now on; nothing else references them.
+    unsafe { core::ptr::write_bytes(directmap_va(mfn.paddr()) as *mut [u8; 4096], 0, 1) };
+}
+
+/// Allocates one zeroed machine frame.
+pub fn alloc_frame() -> Option<Mfn> {
+    let mfn = FRAMES.lock().as_mut()?.alloc()?;
+    zero_frame(mfn);
+    Some(mfn)
+}
+
+/// Allocates `2^order` contiguous, naturally aligned machine frames (not zeroed).
+pub fn alloc_frames(order: u32) -> Option<Mfn> {
+    FRAMES.lock().as_mut()?.alloc_run(order)
+}
+
+/// Returns `2^order` frames from [`alloc_frames`] (or one from [`alloc_frame`], order 0).
+pub fn free_frames(mfn: Mfn, order: u32) -> Result<(), crate::mm::frame_alloc::FrameError> {
+    match FRAMES.lock().as_mut() {
+        Some(a) => a.free_run(mfn, order),
+        None => Err(crate::mm::frame_alloc::FrameError::OutOfRange),
+    }
+}
+
+/// Number of free machine frames.
+pub fn free_frame_count() -> u64 {
+    FRAMES.lock().as_ref().map_or(0, |a| a.free_frames())
+}
+
+/// A page table, through the direct map.
+///
+/// # Safety
+/// `mfn` must be a page-table frame owned by the hypervisor and reachable through the direct
+/// map, with no other live reference to it.
+unsafe fn table<'a>(mfn: Mfn) -> &'a mut [u64; 512] {
+    // SAFETY: per the contract, the frame is mapped, 4 KiB aligned and exclusively ours.
+    unsafe { &mut *(directmap_va(mfn.paddr()) as *mut [u64; 512]) }
+}
+
+/// A fresh zeroed page-table frame, checked to be reachable through the direct map.
+fn new_table_frame() -> Result<Mfn, MapError> {
+    let mfn = FRAMES
+        .lock()
+        .as_mut()
+        .ok_or(MapError::Unavailable)?
+        .alloc()
+        .ok_or(MapError::NoMemory)?;
+    if !in_directmap(mfn.paddr(), PAGE_SIZE) {
+        return Err(MapError::NotReachable(mfn.paddr()));
+    }
+    zero_frame(mfn);
+    PT_FRAMES.fetch_add(1, Ordering::Relaxed);
+    Ok(mfn)
+}
+
+/// Maps one page of size `4 KiB << (9 * (level - 1))` (level 1, 2 or 3) at `va` to `pa`.
+fn map_one(root: Mfn, va: u64, pa: u64, level: u32, flags: u64) -> Result<(), MapError> {
+    let mut t = root;
+    for lvl in (level + 1..=4).rev() {
+        let idx = ((va >> (12 + 9 * (lvl - 1))) & 511) as usize;
+        // SAFETY: `t` is the root or a table created by this module, all hypervisor-owned and
+        // direct-mapped; the boot CPU is the only one editing them.
+        let e = unsafe { &mut table(t)[idx] };
+        if *e & pte::P == 0 {
+            let f = new_table_frame()?;
+            *e = f.paddr().0 | pte::P | pte::RW | pte::A;
+        } else if *e & pte::PS != 0 {
+            return Err(MapError::Conflict(va));
+        }
+        t = Mfn((*e & pte::ADDR_MASK) >> 12);
+    }
+    let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+    // SAFETY: as above.
+    let e = unsafe { &mut table(t)[idx] };
+    if *e & pte::P != 0 {
+        return Err(MapError::Conflict(va));
+    }
+    *e = pa | flags | pte::P | if level > 1 { pte::PS } else { 0 };
+    Ok(())
+}
+
+/// Maps `[va, va + len)` to `[pa, pa + len)`, with the largest pages alignment allows.
+fn map_range(root: Mfn, va: u64, pa: u64, len: u64, flags: u64, gib: bool) -> Result<(), MapError> {
+    const MIB2: u64 = 2 << 20;
+    const GIB: u64 = 1 << 30;
+    let mut off = 0;
+    while off < len {
+        let (v, p, rest) = (va + off, pa + off, len - off);
+        let aligned = |size: u64| v % size == 0 && p % size == 0 && rest >= size;
+        let (level, size) = if gib && aligned(GIB) {
+            (3, GIB)
+        } else if aligned(MIB2) {
+            (2, MIB2)
+        } else {
+            (1, PAGE_SIZE)
+        };
+        map_one(root, v, p, level, flags)?;
+        off += size;
+    }
+    Ok(())
+}
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __image_end: u8;
+}
+
+/// The image's `(start, text_end, rodata_end, end)` virtual addresses.
+fn image_bounds() -> [u64; 5] {
+    [
+        &raw const __image_start as u64,
+        &raw const __text_start as u64,
+        &raw const __text_end as u64,
+        &raw const __rodata_end as u64,
+        &raw const __image_end as u64,
+    ]
+}
+
+/// The machine range `[start, end)` the image occupies.
+pub fn image_phys_range() -> (u64, u64) {
+    let b = image_bounds();
+    (b[0] - IMAGE_VIRT_OFFSET, b[4] - IMAGE_VIRT_OFFSET)
+}
+
+/// Pages inside the image deliberately left unmapped: stack guard pages.
+fn guard_pages() -> [u64; 4] {
+    let ist = super::gdt::ist_guard_pages();
+    [super::percpu::boot_stack().0, ist[0], ist[1], ist[2]]
+}
+
+/// Maps the image with W^X permissions: text read-only executable, rodata read-only, data
+/// and bss writable non-executable; guard pages stay unmapped.
+fn map_image(root: Mfn) -> Result<(), MapError> {
+    let (text_start, rodata_start, data_start) = (
+        &raw const __text_start as u64,
+        &raw const __rodata_start as u64,
+        &raw const __data_start as u64,
+    );
+    let [_, _, text_end, rodata_end, end] = image_bounds();
+    let guards = guard_pages();
+    let sections = [
+        (text_start, text_end, pte::G),
+        (rodata_start, rodata_end, pte::G | pte::NX),
+        (data_start, end, pte::G | pte::NX | pte::RW | pte::D),
+    ];
+    for (start, end, flags) in sections {
+        let mut va = start;
+        while va < end {
+            if !guards.contains(&va) {
+                map_one(root, va, va - IMAGE_VIRT_OFFSET, 1, flags | pte::A)?;
+            }
+            va += PAGE_SIZE;
+        }
+    }
+    Ok(())
+}
+
+/// Maps every RAM region of `map` into the direct map; returns the highest address mapped.
+fn map_directmap(root: Mfn, map: &MemoryMap, gib: bool) -> Result<u64, MapError> {
+    let limit = DIRECTMAP_VIRT_END - DIRECTMAP_VIRT_START;
+    let mut pending: Option<(u64, u64)> = None;
+    let mut high = 0;
+    let flush = |r: (u64, u64), high: &mut u64| -> Result<(), MapError> {
+        let (s, e) = (r.0, r.1.min(limit));
+        if s < e {
+            map_range(
+                root,
+                DIRECTMAP_VIRT_START + s,
+                s,
+                e - s,
+                pte::RW | pte::G | pte::NX | pte::A | pte::D,
+                gib,
+            )?;
+            *high = (*high).max(e);
+        }
+        Ok(())
+    };
+    for r in map.regions() {
+        if !matches!(
+            r.kind,
+            RegionKind::Usable | RegionKind::AcpiReclaimable | RegionKind::AcpiNvs
+        ) {
+            continue;
+        }
+        let s = r.base & !(PAGE_SIZE - 1);
+        let e = r.end().saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        pending = match pending {
+            Some((ps, pe)) if s <= pe => Some((ps, pe.max(e))),
+            Some(p) => {
+                flush(p, &mut high)?;
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    if let Some(p) = pending {
+        flush(p, &mut high)?;
+    }
+    Ok(high)
+}
+
+/// Sets up machine memory: the frame allocator over `free`, the final page tables, the heap.
+pub fn init(map: &MemoryMap, free: &[FrameRange], cpu: &CpuInfo) -> Result<MemStats, MemInitError> {
+    // 1. The allocator's bitmap, carved from the first free range (below 4 GiB) big enough.
+    let limit = free.iter().map(|r| r.end.0).max().unwrap_or(0);
+    let words = FrameAllocator::storage_words(limit);
+    let pages = (words as u64 * 8).div_ceil(PAGE_SIZE);
+    let host = free
+        .iter()
+        .find(|r| {
+            r.count() >= pages && r.start.0.saturating_add(pages) * PAGE_SIZE <= BOOT_DIRECTMAP_SIZE
+        })
+        .copied()
+        .ok_or(MemInitError::NoRoomForBitmap)?;
+    // SAFETY: `[host.start, host.start + pages)` is free RAM inside the boot direct map; it is
+    // removed from what the allocator manages below, so this slice is its only user forever.
+    let storage: &'static mut [u64] = unsafe {
+        core::slice::from_raw_parts_mut(directmap_va(host.start.paddr()) as *mut u64, words)
+    };
+    let mut alloc = FrameAllocator::new(storage, limit);
+    for r in free {
+        let (mut s, e) = (r.start.0, r.end.0);
+        if r.start == host.start {
+            s += pages;
+        }
+        if s < e {
+            // Ranges come sorted and disjoint from the memory map: no double adds.
+            let _ = alloc.add_free_range(Mfn(s), e - s);
+        }
+    }
+    let usable_bytes = alloc.free_frames() * PAGE_SIZE;
+    *FRAMES.lock() = Some(alloc);
+
+    // 2. The final page tables.
+    let gib = cpu.has(CpuFeatures::PDPE1GB);
+    let root = new_table_frame().map_err(MemInitError::Map)?;
+    // Every hypervisor L4 slot gets its L3 now, so guest L4s can share them later.
+    for slot in 257..END_RESERVED_L4_SLOT {
+        let l3 = new_table_frame().map_err(MemInitError::Map)?;
+        // SAFETY: `root` was just allocated by this function and is only ours.
+        unsafe { table(root)[slot] = l3.paddr().0 | pte::P | pte::RW | pte::A };
+    }
+    map_image(root).map_err(MemInitError::Map)?;
+    let directmap_end = map_directmap(root, map, gib).map_err(MemInitError::Map)?;
+
+    // 3. Switch: global pages on, then the new root.
+    if cpu.has(CpuFeatures::PGE) {
+        // SAFETY: setting CR4.PGE only enables global TLB entries.
+        unsafe {
+            x86_64::registers::control::Cr4::update(|f| {
+                f.insert(x86_64::registers::control::Cr4Flags::PAGE_GLOBAL)
+            })
+        };
+    }
+    if cpu.has(CpuFeatures::SMEP) {
+        // SAFETY: the hypervisor never executes user (guest) pages; SMEP makes that a fault.
+        unsafe {
+            x86_64::registers::control::Cr4::update(|f| {
+                f.insert(x86_64::registers::control::Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION)
+            })
+        };
+    }
+    // SAFETY: the new tables map everything the hypervisor touches from here on at the same
+    // virtual addresses as before (image, stacks, GDT/IDT/TSS, the direct map of RAM); the
+    // identity map and the boot tables are dropped, and nothing refers to them any more.
+    unsafe {
+        core::arch::asm!("mov {}, %cr3", in(reg) root.paddr().0, options(att_syntax, nostack))
+    };
+    ROOT.store(root.paddr().0, Ordering::Relaxed);
+    DIRECTMAP_END.store(directmap_end, Ordering::Relaxed);
+
+    // 4. The heap: 1/64 of RAM, between 4 and 64 MiB, one contiguous run.
+    let ram = map.ram_bytes();
+    let heap_bytes = (ram / 64)
+        .clamp(4 << 20, 64 << 20)
+        .next_power_of_two()
+        .min(64 << 20);
+    let order = (heap_bytes / PAGE_SIZE).trailing_zeros();
+    let heap = alloc_frames(order).ok_or(MemInitError::NoHeap)?;
+    // SAFETY: the run is free RAM inside the direct map, handed to the heap for good.
+    unsafe {
+        HEAP.lock()
+            .init(directmap_va(heap.paddr()) as *mut u8, heap_bytes as usize)
+    };
+
+    Ok(MemStats {
+        ram_bytes: ram,
+        usable_bytes,
+        heap_bytes,
+        pagetable_frames: PT_FRAMES.load(Ordering::Relaxed),
+        directmap_end,
+        gib_pages: gib,
+    })
+}
+
+/// Maps device memory `[pa, pa + len)` uncached into the hypervisor's device area; returns
+/// the virtual address of `pa`.
+pub fn map_mmio(pa: Paddr, len: u64) -> Result<u64, MapError> {
+    let root = ROOT.load(Ordering::Relaxed);
+    if root == 0 {
+        return Err(MapError::Unavailable);
+    }
+    let start = pa.page_down();
+    let end = pa
+        .checked_add(len)
+        .and_then(|e| e.page_up())
+        .ok_or(MapError::Unavailable)?;
+    let size = end.0 - start.0;
+    let va = IOREMAP_NEXT.fetch_add(size, Ordering::Relaxed);
+    if va.saturating_add(size) > IOREMAP_VIRT_END {
+        return Err(MapError::Unavailable);
+    }
+    let mut off = 0;
+    while off < size {
+        map_one(
+            Paddr(root).frame(),
+            va + off,
+            start.0 + off,
+            1,
+            pte::RW | pte::PCD | pte::PWT | pte::G | pte::NX | pte::A | pte::D,
+        )?;
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va + off));
+        off += PAGE_SIZE;
+    }
+    Ok(va + pa.page_offset())
+}

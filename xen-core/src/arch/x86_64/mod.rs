@@ -1,0 +1,46 @@
+//! x86-64: boot, descriptor tables, traps, paging, the local APIC, the TSC, the serial console.
+
+pub mod apic;
+mod boot;
+pub mod console;
+pub mod cpu;
+mod gdt;
+mod idt;
+pub mod mm;
+pub mod panic;
+pub mod percpu;
+pub mod power;
+mod serial;
+pub mod testfault;
+pub mod time;
+mod trap;
+
+pub use trap::TrapFrame;
+
+/// What the boot assembly hands to Rust.
+#[derive(Debug, Clone, Copy)]
+pub struct Handoff {
+    /// `eax` at entry: the loader's magic value.
+    pub magic: u32,
+    /// `ebx` at entry: physical address of the loader's information.
+    pub info: u32,
+    /// TSC value at the first instruction.
+    pub entry_tsc: u64,
+}
+
+/// Called by the boot assembly on the boot stack, paging on, interrupts off.
+extern "C" fn oxen_entry(magic: u32, info: u32, entry_tsc: u64) -> ! {
+    crate::setup::start(Handoff {
+        magic,
+        info,
+        entry_tsc,
+    })
+}
+
+/// First CPU setup, before anything else: per-CPU data through GS, the GDT with Xen's
+/// reserved selectors, the TSS with IST stacks, the IDT.
+pub fn early_init() {
+    percpu::init_boot_cpu();
+    gdt::init_boot_cpu();
+    idt::init();
+}

@@ -1,0 +1,286 @@
+//! The common interrupt/exception path: saving registers, dispatching, and reporting fatal
+//! exceptions in the hypervisor with a register dump and a stack trace.
+
+use super::{apic, console, cpu, gdt, percpu};
+use core::arch::global_asm;
+use core::sync::atomic::Ordering;
+
+/// Registers saved on entry, in stack order (lowest address first).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrapFrame {
+    /// R15.
+    pub r15: u64,
+    /// R14.
+    pub r14: u64,
+    /// R13.
+    pub r13: u64,
+    /// R12.
+    pub r12: u64,
+    /// R11.
+    pub r11: u64,
+    /// R10.
+    pub r10: u64,
+    /// R9.
+    pub r9: u64,
+    /// R8.
+    pub r8: u64,
+    /// RBP.
+    pub rbp: u64,
+    /// RDI.
+    pub rdi: u64,
+    /// RSI.
+    pub rsi: u64,
+    /// RDX.
+    pub rdx: u64,
+    /// RCX.
+    pub rcx: u64,
+    /// RBX.
+    pub rbx: u64,
+    /// RAX.
+    pub rax: u64,
+    /// Vector number (pushed by the stub).
+    pub vector: u64,
+    /// Error code (pushed by the CPU, or 0 by the stub).
+    pub error_code: u64,
+    /// Interrupted RIP.
+    pub rip: u64,
+    /// Interrupted CS.
+    pub cs: u64,
+    /// Interrupted RFLAGS.
+    pub rflags: u64,
+    /// Interrupted RSP.
+    pub rsp: u64,
+    /// Interrupted SS.
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+global_asm!(
+    r#"
+    .section .text.oxen_trap_common, "ax"
+    .global oxen_trap_common
+oxen_trap_common:
+    /* Stack: vector, error code, rip, cs, rflags, rsp, ss. From ring 3, swap in our GS. */
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:  pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    cld
+    movq %rsp, %rdi
+    call {dispatch}
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    testb $3, 24(%rsp)
+    jz 2f
+    swapgs
+2:  addq $16, %rsp
+    iretq
+    "#,
+    dispatch = sym trap_dispatch,
+    options(att_syntax)
+);
+
+/// Short name of an exception vector.
+pub fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "#DE",
+        1 => "#DB",
+        2 => "NMI",
+        3 => "#BP",
+        4 => "#OF",
+        5 => "#BR",
+        6 => "#UD",
+        7 => "#NM",
+        8 => "#DF",
+        9 => "coprocessor segment overrun",
+        10 => "#TS",
+        11 => "#NP",
+        12 => "#SS",
+        13 => "#GP",
+        14 => "#PF",
+        16 => "#MF",
+        17 => "#AC",
+        18 => "#MC",
+        19 => "#XM",
+        20 => "#VE",
+        21 => "#CP",
+        28 => "#HV",
+        29 => "#VC",
+        30 => "#SX",
+        _ if vector < 32 => "reserved",
+        _ => "interrupt",
+    }
+}
+
+/// Called by the common entry path with interrupts off.
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        v if v == u64::from(apic::TIMER_VECTOR) => apic::timer_interrupt(),
+        v if v == u64::from(apic::SPURIOUS_VECTOR) => {}
+        v if v == u64::from(apic::ERROR_VECTOR) => apic::error_interrupt(),
+        0..=31 => fatal_exception(frame),
+        v => {
+            log::warn!("unexpected interrupt on vector {v:#x}");
+            apic::eoi();
+        }
+    }
+}
+
+/// Whether `[addr, addr + 16)` lies in one of this CPU's hypervisor stacks.
+fn on_a_stack(addr: u64) -> bool {
+    let (lo, hi) = percpu::boot_stack();
+    let in_range = |(lo, hi): (u64, u64)| addr >= lo && addr.saturating_add(16) <= hi;
+    in_range((lo + 4096, hi)) || gdt::ist_stacks().into_iter().any(in_range)
+}
+
+/// Whether `addr` lies in one of the stack guard pages.
+fn guard_page_hit(addr: u64) -> bool {
+    let (boot_bottom, _) = percpu::boot_stack();
+    core::iter::once(boot_bottom)
+        .chain(gdt::ist_guard_pages())
+        .any(|g| addr >= g && addr < g + 4096)
+}
+
+/// Prints the return addresses found by walking the frame-pointer chain from `rbp`.
+pub fn print_stack_trace(rip: Option<u64>, mut rbp: u64) {
+    console::emergency(format_args!("Stack trace (return addresses):\n"));
+    if let Some(rip) = rip {
+        console::emergency(format_args!("   [<{rip:016x}>] (faulting instruction)\n"));
+    }
+    for _ in 0..32 {
+        if !rbp.is_multiple_of(8) || !on_a_stack(rbp) {
+            break;
+        }
+        // SAFETY: `rbp` is 8-aligned and [rbp, rbp+16) lies inside a mapped hypervisor stack,
+        // so both reads are of mapped memory; a garbage chain only yields garbage numbers.
+        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
+        if ret == 0 {
+            break;
+        }
+        console::emergency(format_args!("   [<{ret:016x}>]\n"));
+        if next <= rbp {
+            break;
+        }
+        rbp = next;
+    }
+}
+
+/// Reports an exception taken in the hypervisor (or one no guest can own yet) and stops.
+fn fatal_exception(f: &TrapFrame) -> ! {
+    let depth = percpu::current().fatal_depth.fetch_add(1, Ordering::SeqCst);
+    if depth > 1 {
+        // A fault while reporting a fault while reporting a fault: stop quietly.
+        super::power::debug_exit(crate::exit::ExitCode::Panic.value());
+        super::power::halt_forever();
+    }
+    let cr2 = cpu::read_cr2();
+    let from = if f.cs & 3 == 0 {
+        "hypervisor"
+    } else {
+        "ring 3"
+    };
+    let e = |a: core::fmt::Arguments<'_>| console::emergency(a);
+    e(format_args!(
+        "FATAL: exception in {from}: vector {} ({}), error code {:#x}\n",
+        f.vector,
+        exception_name(f.vector),
+        f.error_code
+    ));
+    e(format_args!(
+        "RIP:    {:04x}:{:016x}   RFLAGS: {:016x}\n",
+        f.cs, f.rip, f.rflags
+    ));
+    e(format_args!(
+        "RSP:    {:04x}:{:016x}   CR2:    {cr2:016x}\n",
+        f.ss, f.rsp
+    ));
+    e(format_args!(
+        "CR0:    {:016x}   CR3:    {:016x}   CR4: {:016x}\n",
+        cpu::read_cr0(),
+        cpu::read_cr3(),
+        cpu::read_cr4()
+    ));
+    e(format_args!(
+        "rax: {:016x}   rbx: {:016x}   rcx: {:016x}\n",
+        f.rax, f.rbx, f.rcx
+    ));
+    e(format_args!(
+        "rdx: {:016x}   rsi: {:016x}   rdi: {:016x}\n",
+        f.rdx, f.rsi, f.rdi
+    ));
+    e(format_args!(
+        "rbp: {:016x}   r8:  {:016x}   r9:  {:016x}\n",
+        f.rbp, f.r8, f.r9
+    ));
+    e(format_args!(
+        "r10: {:016x}   r11: {:016x}   r12: {:016x}\n",
+        f.r10, f.r11, f.r12
+    ));
+    e(format_args!(
+        "r13: {:016x}   r14: {:016x}   r15: {:016x}\n",
+        f.r13, f.r14, f.r15
+    ));
+    if f.vector == 14 {
+        e(format_args!(
+            "Page fault at {cr2:#x}: {} {} in {} mode{}\n",
+            if f.error_code & 1 != 0 {
+                "protection violation"
+            } else {
+                "page not present"
+            },
+            if f.error_code & 0x10 != 0 {
+                "on instruction fetch"
+            } else if f.error_code & 2 != 0 {
+                "on write"
+            } else {
+                "on read"
+            },
+            if f.error_code & 4 != 0 {
+                "user"
+            } else {
+                "supervisor"
+            },
+            if f.error_code & 8 != 0 {
+                ", reserved bit set"
+            } else {
+                ""
+            }
+        ));
+    }
+    if guard_page_hit(cr2) {
+        e(format_args!(
+            "Hypervisor stack overflow: {cr2:#x} is in a stack guard page\n"
+        ));
+    }
+    print_stack_trace(Some(f.rip), f.rbp);
+    super::panic::stop(crate::exit::ExitCode::Panic)
+}

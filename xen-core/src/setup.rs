@@ -1,0 +1,220 @@
+//! The boot sequence: from the first Rust instruction to a running hypervisor.
+
+use crate::arch::{self, Handoff};
+use crate::boot::cmdline::Options;
+use crate::boot::multiboot::BootInfo;
+use crate::console::{LogSink, Logger};
+use crate::cpuinfo::{CpuFeatures, write_feature_names};
+use crate::exit::ExitCode;
+use crate::mm::memmap::MemoryMap;
+use crate::time::ticks_to_ns;
+use arrayvec::{ArrayString, ArrayVec};
+use core::fmt::Write;
+use log::{error, info, warn};
+
+static LOGGER: Logger = Logger::new(LogSink {
+    write_line: arch::console::write_fmt,
+    now_ns: arch::time::now_ns,
+});
+
+/// Formats a byte count as MiB with one decimal.
+struct Mib(u64);
+
+impl core::fmt::Display for Mib {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0 >> 20)
+    }
+}
+
+/// Formats nanoseconds as milliseconds with three decimals.
+struct Ms(u64);
+
+impl core::fmt::Display for Ms {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}.{:03} ms",
+            self.0 / 1_000_000,
+            (self.0 / 1_000) % 1_000
+        )
+    }
+}
+
+/// Stops the boot with an error line that every log level shows.
+fn boot_error(args: core::fmt::Arguments<'_>) -> ! {
+    arch::console::emergency(format_args!("ERROR: {args}\n"));
+    arch::panic::stop(ExitCode::BootError)
+}
+
+pub(crate) fn start(handoff: Handoff) -> ! {
+    arch::early_init();
+    arch::time::set_boot_tsc(handoff.entry_tsc);
+    arch::console::init_early();
+
+    // The loader's information, read through the boot direct map (first 4 GiB).
+    let bi = match BootInfo::parse(
+        handoff.magic,
+        u64::from(handoff.info),
+        &arch::mm::DirectMapReader,
+    ) {
+        Ok(bi) => bi,
+        Err(e) => boot_error(format_args!("cannot use the boot information: {e}")),
+    };
+    let opts = Options::parse(bi.hypervisor_cmdline());
+    arch::console::configure(&opts);
+    arch::panic::set_noreboot(opts.noreboot);
+    // Only fails if a logger is already set, which nothing else does.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(opts.loglvl);
+
+    let (tsc_hz, tsc_source) = arch::time::calibrate();
+    info!(
+        "Oxen {} hypervisor (x86-64, Xen {}.{} PV guest ABI)",
+        crate::VERSION,
+        hypercall_abi::XEN_VERSION_MAJOR,
+        hypercall_abi::XEN_VERSION_MINOR
+    );
+    info!("Command line: {}", bi.hypervisor_cmdline());
+    for w in &opts.warnings {
+        warn!("{w}");
+    }
+    if opts.dropped_warnings > 0 {
+        warn!(
+            "{} more command-line problems not shown",
+            opts.dropped_warnings
+        );
+    }
+    info!(
+        "Boot loader: {} ({:?})",
+        if bi.loader_name.is_empty() {
+            "unnamed"
+        } else {
+            bi.loader_name.as_str()
+        },
+        bi.protocol
+    );
+
+    let cpu = arch::cpu::identify();
+    let mut features = ArrayString::<256>::new();
+    let _ = write_feature_names(&mut features, cpu.features);
+    info!(
+        "CPU: {} family {:#x} model {:#x} stepping {}{}{}",
+        cpu.vendor,
+        cpu.family,
+        cpu.model,
+        cpu.stepping,
+        if cpu.brand.is_empty() { "" } else { ", " },
+        cpu.brand
+    );
+    info!("CPU features: {features}");
+    info!(
+        "TSC: {}.{:03} MHz ({tsc_source})",
+        tsc_hz / 1_000_000,
+        (tsc_hz / 1_000) % 1_000
+    );
+    if !cpu.has(CpuFeatures::NX) {
+        warn!("CPU has no NX: hypervisor data is executable");
+    }
+
+    // Memory: sanitise the firmware map, keep the image, modules and loader data out of the
+    // allocator, then build the frame allocator, the final page tables and the heap.
+    let map = MemoryMap::sanitize(&bi.memory);
+    for r in map.regions() {
+        log::debug!("  {:#014x} - {:#014x} {:?}", r.base, r.end(), r.kind);
+    }
+    if bi.dropped_regions > 0 {
+        warn!(
+            "{} memory-map entries beyond {} ignored",
+            bi.dropped_regions,
+            bi.memory.len()
+        );
+    }
+    let mut reserved: ArrayVec<(u64, u64), 24> = ArrayVec::new();
+    reserved.push(arch::mm::image_phys_range());
+    reserved.push((bi.info_start.0, bi.info_start.0.saturating_add(bi.info_len)));
+    for m in &bi.modules {
+        let _ = reserved.try_push((m.start.0, m.end.0));
+    }
+    let free = map.free_frames(&reserved);
+    let mem = match arch::mm::init(&map, &free, &cpu) {
+        Ok(m) => m,
+        Err(e) => boot_error(format_args!("memory setup failed: {e:?}")),
+    };
+    info!(
+        "RAM: {} MiB usable of {} MiB (heap {} MiB, {} page-table frames, direct map to {:#x}{})",
+        Mib(mem.usable_bytes),
+        Mib(mem.ram_bytes),
+        Mib(mem.heap_bytes),
+        mem.pagetable_frames,
+        mem.directmap_end,
+        if mem.gib_pages { ", 1 GiB pages" } else { "" }
+    );
+
+    if !cpu.has(CpuFeatures::APIC) {
+        boot_error(format_args!("this CPU has no local APIC"));
+    }
+    match arch::apic::init() {
+        Ok(a) => {
+            let first = arch::apic::check_timer_fires();
+            info!(
+                "Local APIC: id {}, version {:#x}, timer {}.{:03} MHz, first tick after {}",
+                a.id,
+                a.version & 0xff,
+                a.timer_hz / 1_000_000,
+                (a.timer_hz / 1_000) % 1_000,
+                first.map_or(
+                    ArrayString::<32>::from("none (timer dead?)").unwrap_or_default(),
+                    |ns| {
+                        let mut s = ArrayString::new();
+                        let _ = write!(s, "{}", Ms(ns));
+                        s
+                    }
+                )
+            );
+            if first.is_none() {
+                error!("the local APIC timer did not fire");
+            }
+        }
+        Err(e) => boot_error(format_args!("cannot map the local APIC: {e:?}")),
+    }
+
+    for (i, m) in bi.modules.iter().enumerate() {
+        info!(
+            "module {i}: {:#x}-{:#x} ({} KiB) '{}'",
+            m.start.0,
+            m.end.0,
+            m.len().div_ceil(1024),
+            bi.module_string(m)
+        );
+    }
+    if bi.dropped_modules > 0 {
+        warn!(
+            "{} modules beyond {} ignored",
+            bi.dropped_modules,
+            bi.modules.len()
+        );
+    }
+    let boot_ns = ticks_to_ns(
+        arch::cpu::rdtsc().wrapping_sub(arch::time::boot_tsc()),
+        tsc_hz,
+    );
+    info!("Boot took {} (hypervisor entry to here)", Ms(boot_ns));
+
+    if let Some(f) = opts.test_fault {
+        arch::testfault::trigger(f);
+    }
+
+    let Some(dom0) = bi.modules.first() else {
+        boot_error(format_args!(
+            "no dom0 kernel module: boot with the dom0 kernel as the first multiboot module"
+        ));
+    };
+    info!(
+        "dom0 kernel: {} KiB, command line '{}'",
+        dom0.len().div_ceil(1024),
+        bi.module_args(dom0)
+    );
+    boot_error(format_args!(
+        "domain building is not implemented yet: cannot start dom0"
+    ))
+}

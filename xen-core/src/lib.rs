@@ -2,7 +2,8 @@
 //!
 //! The crate is two things at once:
 //! - on bare metal (`target_os = "none"`), the hypervisor: the architecture layer in
-//!   [`arch`] (the only place with `unsafe` and assembly) and the boot sequence in `setup`;
+//!   [`arch`] (the only place with `unsafe` and assembly; its `pod` part is compiled everywhere)
+//!   and the boot sequence in `setup`;
 //! - everywhere, the portable logic the hypervisor is made of (boot-information parsing, the
 //!   command line, memory maps, the frame allocator, ...), which is plain Rust and is
 //!   unit-tested on the host with `cargo test -p xen-core --lib`.
@@ -22,13 +23,14 @@ extern crate alloc;
 pub mod boot;
 pub mod console;
 pub mod cpuinfo;
+pub mod domain;
 pub mod exit;
+pub mod guest;
 pub mod layout;
 pub mod mm;
 pub mod time;
 pub mod types;
 
-#[cfg(target_os = "none")]
 #[allow(
     unsafe_code,
     reason = "the architecture layer is where Oxen's unsafe code lives"

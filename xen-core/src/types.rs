@@ -7,6 +7,8 @@ use core::fmt;
 
 /// Size of a page and of a machine frame.
 pub const PAGE_SIZE: u64 = 4096;
+/// [`PAGE_SIZE`] as a `usize`, for indexing.
+pub const PAGE_BYTES: usize = 4096;
 /// log2 of [`PAGE_SIZE`].
 pub const PAGE_SHIFT: u32 = 12;
 

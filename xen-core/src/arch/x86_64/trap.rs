@@ -5,57 +5,7 @@ use super::{apic, console, cpu, gdt, percpu};
 use core::arch::global_asm;
 use core::sync::atomic::Ordering;
 
-/// Registers saved on entry, in stack order (lowest address first).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TrapFrame {
-    /// R15.
-    pub r15: u64,
-    /// R14.
-    pub r14: u64,
-    /// R13.
-    pub r13: u64,
-    /// R12.
-    pub r12: u64,
-    /// R11.
-    pub r11: u64,
-    /// R10.
-    pub r10: u64,
-    /// R9.
-    pub r9: u64,
-    /// R8.
-    pub r8: u64,
-    /// RBP.
-    pub rbp: u64,
-    /// RDI.
-    pub rdi: u64,
-    /// RSI.
-    pub rsi: u64,
-    /// RDX.
-    pub rdx: u64,
-    /// RCX.
-    pub rcx: u64,
-    /// RBX.
-    pub rbx: u64,
-    /// RAX.
-    pub rax: u64,
-    /// Vector number (pushed by the stub).
-    pub vector: u64,
-    /// Error code (pushed by the CPU, or 0 by the stub).
-    pub error_code: u64,
-    /// Interrupted RIP.
-    pub rip: u64,
-    /// Interrupted CS.
-    pub cs: u64,
-    /// Interrupted RFLAGS.
-    pub rflags: u64,
-    /// Interrupted RSP.
-    pub rsp: u64,
-    /// Interrupted SS.
-    pub ss: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+pub use crate::guest::frame::Frame as TrapFrame;
 
 global_asm!(
     r#"

@@ -1,0 +1,81 @@
+//! The register frame saved on every entry into the hypervisor.
+//!
+//! The architecture layer builds it at the top of the CPU's hypervisor stack for every
+//! interrupt, exception and `syscall` (the order below is what its entry code pushes, lowest
+//! address first) and restores from it on the way out. While a vCPU runs guest code, its
+//! register state *is* this frame: hypercalls read their arguments from it, write their result
+//! into it, and exception delivery rewrites it to enter the guest's handler.
+
+/// Vector number the entry code uses for `syscall` from 64-bit code.
+pub const VECTOR_SYSCALL: u64 = 0x100;
+/// Vector number the entry code uses for `syscall` from compatibility mode.
+pub const VECTOR_SYSCALL32: u64 = 0x101;
+
+/// Saved registers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// R15.
+    pub r15: u64,
+    /// R14.
+    pub r14: u64,
+    /// R13.
+    pub r13: u64,
+    /// R12.
+    pub r12: u64,
+    /// R11.
+    pub r11: u64,
+    /// R10.
+    pub r10: u64,
+    /// R9.
+    pub r9: u64,
+    /// R8.
+    pub r8: u64,
+    /// RBP.
+    pub rbp: u64,
+    /// RDI.
+    pub rdi: u64,
+    /// RSI.
+    pub rsi: u64,
+    /// RDX.
+    pub rdx: u64,
+    /// RCX.
+    pub rcx: u64,
+    /// RBX.
+    pub rbx: u64,
+    /// RAX.
+    pub rax: u64,
+    /// Vector number (or [`VECTOR_SYSCALL`]).
+    pub vector: u64,
+    /// Error code (0 when the CPU pushes none).
+    pub error_code: u64,
+    /// Interrupted RIP.
+    pub rip: u64,
+    /// Interrupted CS.
+    pub cs: u64,
+    /// Interrupted RFLAGS.
+    pub rflags: u64,
+    /// Interrupted RSP.
+    pub rsp: u64,
+    /// Interrupted SS.
+    pub ss: u64,
+}
+
+/// Size of [`Frame`] in bytes.
+pub const FRAME_SIZE: usize = 22 * 8;
+const _: () = assert!(core::mem::size_of::<Frame>() == FRAME_SIZE);
+/// Offset of `cs` in the frame (the entry code tests its RPL).
+pub const FRAME_CS: usize = 18 * 8;
+const _: () = assert!(core::mem::offset_of!(Frame, cs) == FRAME_CS);
+
+impl Frame {
+    /// Whether the frame was taken from ring 3 (guest code).
+    pub fn from_guest(&self) -> bool {
+        self.cs & 3 == 3
+    }
+
+    /// The five hypercall arguments: rdi, rsi, rdx, r10, r8.
+    pub fn hypercall_args(&self) -> [u64; 5] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8]
+    }
+}

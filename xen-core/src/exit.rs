@@ -4,6 +4,8 @@
 //! the same), so a test can tell a verdict from a QEMU that ended by itself. The table is
 //! documented in `docs/architecture.md`; the test harness decodes the same values.
 
+use hypercall_abi::sched::ShutdownReason;
+
 /// Why the hypervisor stopped, as written to the debug-exit device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -29,6 +31,18 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// The exit code for dom0 shutting down with `reason`.
+    pub const fn for_dom0_shutdown(reason: ShutdownReason) -> ExitCode {
+        match reason {
+            ShutdownReason::Poweroff => ExitCode::Dom0Poweroff,
+            ShutdownReason::Reboot => ExitCode::Dom0Reboot,
+            ShutdownReason::Suspend => ExitCode::Dom0Suspend,
+            ShutdownReason::Crash => ExitCode::Dom0Crash,
+            ShutdownReason::Watchdog => ExitCode::Dom0Watchdog,
+            ShutdownReason::SoftReset => ExitCode::Dom0SoftReset,
+        }
+    }
+
     /// The value written to the device.
     pub const fn value(self) -> u32 {
         self as u32
@@ -64,5 +78,9 @@ mod tests {
             }
         }
         assert_eq!(ExitCode::Dom0Poweroff.qemu_status(), 33);
+        assert_eq!(
+            ExitCode::for_dom0_shutdown(ShutdownReason::Crash),
+            ExitCode::Dom0Crash
+        );
     }
 }

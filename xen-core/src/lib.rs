@@ -26,6 +26,7 @@ pub mod cpuinfo;
 pub mod domain;
 pub mod exit;
 pub mod guest;
+pub mod hypercall;
 pub mod layout;
 pub mod mm;
 pub mod time;
@@ -37,6 +38,8 @@ pub mod types;
 )]
 pub mod arch;
 
+#[cfg(target_os = "none")]
+mod runtime;
 #[cfg(target_os = "none")]
 mod setup;
 

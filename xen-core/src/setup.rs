@@ -204,17 +204,91 @@ pub(crate) fn start(handoff: Handoff) -> ! {
         arch::testfault::trigger(f);
     }
 
+    // Machine frames get owners and types from here on; the M2P exists; the GDT moves to
+    // its remappable area; syscall entry is armed.
+    match arch::mm::init_frame_table(&map) {
+        Ok(ft) => info!(
+            "Frame table: {} frames ({} KiB), M2P {} KiB",
+            ft.frames,
+            ft.table_bytes / 1024,
+            ft.m2p_bytes / 1024
+        ),
+        Err(e) => boot_error(format_args!("cannot build the frame table: {e:?}")),
+    }
+    if let Err(e) = arch::gdt_init_area() {
+        boot_error(format_args!("cannot set up the GDT area: {e:?}"));
+    }
+    arch::guest::init_cpu(cpu.has(CpuFeatures::SMAP));
+
     let Some(dom0) = bi.modules.first() else {
         boot_error(format_args!(
             "no dom0 kernel module: boot with the dom0 kernel as the first multiboot module"
         ));
     };
+    let cmdline = bi.module_args(dom0);
     info!(
         "dom0 kernel: {} KiB, command line '{}'",
         dom0.len().div_ceil(1024),
-        bi.module_args(dom0)
+        cmdline
     );
-    boot_error(format_args!(
-        "domain building is not implemented yet: cannot start dom0"
-    ))
+    let Some(kernel) = arch::mm::module_bytes(dom0.start, dom0.len()) else {
+        boot_error(format_args!("the dom0 kernel module lies outside RAM"));
+    };
+    let initrd = bi
+        .modules
+        .get(1)
+        .and_then(|m| arch::mm::module_bytes(m.start, m.len()));
+    if let Some(m) = bi.modules.get(1) {
+        info!("dom0 initrd: {} KiB", m.len().div_ceil(1024));
+    }
+
+    // dom0's size: dom0_mem, or all free memory but a reserve for the hypervisor.
+    let free = arch::mm::free_frame_count() * 4096;
+    let reserve = (free / 16).clamp(16 << 20, 128 << 20);
+    let default = free.saturating_sub(reserve);
+    let bytes = opts.dom0_mem.resolve(free.saturating_sub(8 << 20), default);
+    let nr_pages = bytes / 4096;
+    info!(
+        "dom0 memory: {} MiB ({nr_pages} pages)",
+        Mib(nr_pages * 4096)
+    );
+    let spec = crate::domain::build::BuildSpec {
+        dom: crate::types::DomId::DOM0,
+        dom0: true,
+        kernel,
+        initrd,
+        cmdline,
+        nr_pages,
+        pt: crate::mm::pagetable::PtContext {
+            dom: crate::types::DomId::DOM0,
+            privileged: true,
+            io: true,
+            xen_l4: arch::mm::xen_l4_slots(),
+        },
+    };
+    let start = arch::time::now_ns();
+    let built = arch::mm::with_frame_table(|t, e| {
+        crate::domain::build::build(t, e, &mut || arch::mm::alloc_frames(0), &spec)
+    });
+    let built = match built {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => boot_error(format_args!("cannot build dom0: {e}")),
+        None => boot_error(format_args!("cannot build dom0: no frame table")),
+    };
+    info!(
+        "dom0 built in {}: kernel {:#x}-{:#x}, entry {:#x}, {} page-table frames, P2M at {:#x}",
+        Ms(arch::time::now_ns().saturating_sub(start)),
+        built.layout.kernel.0,
+        built.layout.kernel.1,
+        built.entry,
+        built.layout.nr_pt_frames,
+        built.layout.p2m.0
+    );
+    // The boot modules were copied into dom0: their memory goes back to the allocator.
+    let mut released = 0;
+    for m in bi.modules.iter().take(2) {
+        released += arch::mm::release_boot_range(m.start, m.end);
+    }
+    log::debug!("released {released} frames of boot modules");
+    crate::runtime::start_dom0(&built, nr_pages, bi.hypervisor_cmdline())
 }

@@ -168,6 +168,7 @@ pub fn build(profile: Profile) -> Result<()> {
             Kind::Guest => install_guest(&input, &output)?,
         }
     }
+    crate::c_guests::build(&out_dir)?;
     fetch_xen(&out_dir);
     Ok(())
 }

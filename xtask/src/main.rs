@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod c_guests;
 mod deps;
 mod elf32;
 mod images;

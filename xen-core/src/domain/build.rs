@@ -296,8 +296,10 @@ pub fn build(
     let mut si = StartInfo::new_x86_64();
     si.nr_pages = spec.nr_pages;
     si.shared_info = shared_info.paddr().0;
+    // dom0 also gets the power-management bits Xen sets by default (C- and P-states
+    // handled by dom0: `xen_processor_pmbits` 3).
     si.flags = if spec.dom0 {
-        SIF_PRIVILEGED | SIF_INITDOMAIN
+        SIF_PRIVILEGED | SIF_INITDOMAIN | (3 << 8)
     } else {
         0
     };
@@ -305,6 +307,10 @@ pub fn build(
     si.pt_base = layout.page_tables.0;
     si.nr_pt_frames = layout.nr_pt_frames;
     si.mfn_list = layout.p2m.0;
+    if spec.dom0 {
+        // Xen reports the first frame after the initial mapping (no separate P2M frames).
+        si.first_p2m_pfn = layout.mapped_pages();
+    }
     if initrd_len > 0 {
         si.mod_start = layout.initrd.0;
         si.mod_len = initrd_len;
@@ -432,7 +438,8 @@ mod tests {
         let si: StartInfo =
             pod::read(&mem.bytes(si_mfn, 0, core::mem::size_of::<StartInfo>())).unwrap();
         assert_eq!(si.nr_pages, 2048);
-        assert_eq!(si.flags, SIF_PRIVILEGED | SIF_INITDOMAIN);
+        assert_eq!(si.flags, SIF_PRIVILEGED | SIF_INITDOMAIN | 0x300);
+        assert_eq!(si.first_p2m_pfn, 1024);
         assert_eq!(si.pt_base, b.layout.page_tables.0);
         assert_eq!(si.mfn_list, b.layout.p2m.0);
         assert_eq!(si.shared_info, b.shared_info.paddr().0);

@@ -114,7 +114,7 @@ pub enum ImageError {
     TooBig(u64),
     /// The image requires a feature this hypervisor does not provide.
     UnsupportedRequiredFeature(String),
-    /// The image does not declare the `dom0` feature but is to be dom0.
+    /// The image lists its supported features without `dom0` but is to be dom0.
     NoDom0Support,
 }
 
@@ -463,7 +463,13 @@ impl KernelImage {
             );
             return Err(ImageError::UnsupportedRequiredFeature(name));
         }
-        if dom0 && features.supported & xenfeat_bit(XENFEAT_DOM0) == 0 {
+        // As in Xen 4.17: a kernel that lists its supported features with a
+        // SUPPORTED_FEATURES note must include `dom0` there or in FEATURES to be dom0; one
+        // without that note is not asked.
+        if dom0
+            && n.supported_features.is_some()
+            && features.supported & xenfeat_bit(XENFEAT_DOM0) == 0
+        {
             return Err(ImageError::NoDom0Support);
         }
 
@@ -740,17 +746,23 @@ pub(crate) mod tests {
             plan(&b),
             Err(ImageError::UnsupportedRequiredFeature(_))
         ));
+        // Without a SUPPORTED_FEATURES note, dom0 support is not asked for (Xen 4.17).
         b.set_note(
             en::XEN_ELFNOTE_FEATURES,
             Some(note_str("writable_page_tables")),
         );
+        assert!(plan(&b).is_ok());
+        // With one, `dom0` must be there or in FEATURES.
+        b.set_note(en::XEN_ELFNOTE_SUPPORTED_FEATURES, Some(note_num(1)));
         assert_eq!(plan(&b), Err(ImageError::NoDom0Support));
         assert!(KernelImage::parse(&b.build()).unwrap().plan(false).is_ok());
-        // The SUPPORTED_FEATURES bitmap counts too.
         b.set_note(
             en::XEN_ELFNOTE_SUPPORTED_FEATURES,
             Some(note_num(1 << XENFEAT_DOM0)),
         );
+        assert!(plan(&b).is_ok());
+        b.set_note(en::XEN_ELFNOTE_SUPPORTED_FEATURES, Some(note_num(1)));
+        b.set_note(en::XEN_ELFNOTE_FEATURES, Some(note_str("dom0")));
         assert!(plan(&b).is_ok());
     }
 

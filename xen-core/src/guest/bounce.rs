@@ -54,7 +54,10 @@ pub enum Delivery {
 
 /// The hypervisor area no part of a bounce frame (and not its start) may touch:
 /// `[HYPERVISOR_VIRT_START, HYPERVISOR_VIRT_END + 64)`, as Xen checks.
-pub const FORBIDDEN_STACK: (u64, u64) = (0xffff_8000_0000_0000, 0xffff_8800_0000_0040);
+pub const FORBIDDEN_STACK: (u64, u64) = (
+    hypercall_abi::traps::BOUNCE_FORBIDDEN_START,
+    hypercall_abi::traps::BOUNCE_FORBIDDEN_END,
+);
 
 /// The result: the words to write (lowest address first), where, and the new register state.
 #[derive(Clone, Debug, PartialEq, Eq)]

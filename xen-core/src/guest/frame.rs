@@ -74,6 +74,51 @@ impl Frame {
         self.cs & 3 == 3
     }
 
+    /// General register `n` in the instruction encoding's numbering (0 = rax ... 15 = r15).
+    pub fn gpr(&self, n: u8) -> u64 {
+        match n & 15 {
+            0 => self.rax,
+            1 => self.rcx,
+            2 => self.rdx,
+            3 => self.rbx,
+            4 => self.rsp,
+            5 => self.rbp,
+            6 => self.rsi,
+            7 => self.rdi,
+            8 => self.r8,
+            9 => self.r9,
+            10 => self.r10,
+            11 => self.r11,
+            12 => self.r12,
+            13 => self.r13,
+            14 => self.r14,
+            _ => self.r15,
+        }
+    }
+
+    /// Sets general register `n` (same numbering as [`Frame::gpr`]).
+    pub fn set_gpr(&mut self, n: u8, v: u64) {
+        let r = match n & 15 {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        };
+        *r = v;
+    }
+
     /// The five hypercall arguments: rdi, rsi, rdx, r10, r8.
     pub fn hypercall_args(&self) -> [u64; 5] {
         [self.rdi, self.rsi, self.rdx, self.r10, self.r8]

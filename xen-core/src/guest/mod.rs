@@ -3,5 +3,6 @@
 
 pub mod bounce;
 pub mod cpuid;
+pub mod deliver;
 pub mod emulate;
 pub mod frame;

@@ -43,6 +43,18 @@ pub trait MmEnv {
     fn freed(&mut self, mfn: Mfn);
 }
 
+impl<T: MmEnv + ?Sized> MmEnv for &mut T {
+    fn read(&self, mfn: Mfn, index: usize) -> u64 {
+        (**self).read(mfn, index)
+    }
+    fn write(&mut self, mfn: Mfn, index: usize, val: u64) {
+        (**self).write(mfn, index, val)
+    }
+    fn freed(&mut self, mfn: Mfn) {
+        (**self).freed(mfn)
+    }
+}
+
 /// Who is changing page tables, with what rights.
 #[derive(Clone, Copy, Debug)]
 pub struct PtContext {

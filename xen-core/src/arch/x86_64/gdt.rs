@@ -1,10 +1,15 @@
 //! The GDT (with Xen's reserved selectors), the TSS and the IST stacks.
 //!
-//! A PV guest uses Xen's flat selectors without installing a GDT, and later installs its own
-//! GDT frames in pages 0–13 of the 16-page GDT; pages 14–15 belong to the hypervisor. Oxen's
-//! GDT therefore has the same shape from the start: 8192 entries, the hypervisor's and the
-//! flat ring-3 descriptors at entries 7168 and up (selectors 0xe0xx), exactly where Xen puts
-//! them, so `syscall`/`sysret` and the guest ABI line up.
+//! A PV guest uses Xen's flat selectors without installing a GDT, and may install its own GDT
+//! frames as pages 0–13 of the 16-page GDT; pages 14–15 belong to the hypervisor. Oxen's GDT
+//! has that shape: the hypervisor's and the flat ring-3 descriptors sit in the *reserved page*
+//! (page 14), at entries 7168 and up (selectors 0xe0xx), exactly where Xen puts them, so
+//! `syscall`/`sysret` and the guest ABI line up.
+//!
+//! During early boot the GDTR base is the reserved page minus 56 KiB (the entries below are
+//! never used then). Once memory management is up, the CPU gets a 16-page GDT area in the
+//! per-domain slot: pages 0–13 show the running vCPU's GDT frames (or a zero page), page 14 is
+//! the CPU's reserved page, page 15 a zero page; switching GDTs is remapping, not `lgdt`.
 
 use core::cell::UnsafeCell;
 use x86_64::structures::tss::TaskStateSegment;
@@ -24,14 +29,15 @@ pub const TSS_SEL: u16 = 0xe040;
 /// The per-CPU marker (limit = CPU number).
 pub const PERCPU_SEL: u16 = 0xe060;
 
-/// Entries in the full GDT (16 pages).
-const GDT_ENTRIES: usize = 8192;
-/// The GDTR limit covering all of them.
+/// The GDTR limit covering all 16 pages (8192 entries).
 const GDT_LIMIT: u16 = 0xffff;
+/// Byte offset of the reserved page in the GDT.
+const RESERVED_PAGE_OFFSET: u64 = 14 * 4096;
+/// Entry index of the first reserved descriptor.
+const FIRST_RESERVED: usize = 7168;
 /// Size of the TSS (no I/O bitmap).
 const TSS_BYTES: u16 = 104;
 const _: () = assert!(core::mem::size_of::<TaskStateSegment>() == TSS_BYTES as usize);
-const _: () = assert!(GDT_ENTRIES * 8 - 1 == GDT_LIMIT as usize);
 
 /// IST index (1-based, as in the IDT) of the double-fault stack.
 pub const IST_DOUBLE_FAULT: u8 = 1;
@@ -52,13 +58,13 @@ struct HwCell<T>(UnsafeCell<T>);
 // other code can observe it; afterwards only the CPU itself touches it.
 unsafe impl<T> Sync for HwCell<T> {}
 
-static GDT: HwCell<[u64; GDT_ENTRIES]> = HwCell(UnsafeCell::new([0; GDT_ENTRIES]));
+static GDT_RESERVED: HwCell<[u64; 512]> = HwCell(UnsafeCell::new([0; 512]));
 static TSS: HwCell<TaskStateSegment> = HwCell(UnsafeCell::new(TaskStateSegment::new()));
 static IST_STACKS: HwCell<[[u8; IST_BYTES]; 3]> = HwCell(UnsafeCell::new([[0; IST_BYTES]; 3]));
 
-/// The GDT entry index of a selector.
+/// The reserved-page index of a reserved selector.
 const fn index(sel: u16) -> usize {
-    (sel >> 3) as usize
+    (sel >> 3) as usize - FIRST_RESERVED
 }
 
 /// The 16-byte TSS descriptor for a TSS at `base` with limit `limit`.
@@ -85,7 +91,7 @@ pub fn ist_stacks() -> [(u64, u64); 3] {
 
 /// Builds and loads the boot CPU's GDT and TSS, reloads the segment registers.
 pub fn init_boot_cpu() {
-    let gdt = GDT.0.get();
+    let gdt = GDT_RESERVED.0.get();
     let tss = TSS.0.get();
     let stacks = ist_stacks();
     // SAFETY: single-threaded early boot; nothing else references the GDT or TSS yet.
@@ -120,7 +126,7 @@ pub fn init_boot_cpu() {
     }
     let gdtr = Gdtr {
         limit: GDT_LIMIT,
-        base: gdt as u64,
+        base: gdt as u64 - RESERVED_PAGE_OFFSET,
     };
     // SAFETY: the GDT is fully built and static; the code selector reloaded by the far return
     // and the data selectors exist in it with the right types; the TSS descriptor is valid and
@@ -148,4 +154,63 @@ pub fn init_boot_cpu() {
             options(att_syntax)
         );
     }
+}
+
+/// Where this CPU's GDT area starts (16 GDT pages, then 16 pages reserved for the LDT).
+fn area(cpu: u64) -> u64 {
+    crate::layout::PERDOMAIN_VIRT_START + cpu * 0x20000
+}
+
+/// A frame of zeros, mapped read-only wherever the GDT has no guest page.
+static ZERO_FRAME: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+const GDT_PAGE_FLAGS: u64 =
+    super::mm::pte::RW | super::mm::pte::NX | super::mm::pte::A | super::mm::pte::D;
+const ZERO_PAGE_FLAGS: u64 = super::mm::pte::NX | super::mm::pte::A;
+
+/// Moves this CPU's GDT into its area in the per-domain slot (after memory setup).
+pub fn init_area() -> Result<(), super::mm::MapError> {
+    use crate::types::Paddr;
+    let zero = super::mm::alloc_xen_frame().ok_or(super::mm::MapError::NoMemory)?;
+    ZERO_FRAME.store(zero.paddr().0, core::sync::atomic::Ordering::Relaxed);
+    let base = area(0);
+    // Create the tables for the whole 32-page area, then point every page where it belongs.
+    super::mm::map_fresh(base, 32 * 4096, ZERO_PAGE_FLAGS)?;
+    let reserved = GDT_RESERVED.0.get() as u64 - crate::layout::IMAGE_VIRT_OFFSET;
+    for page in 0..32u64 {
+        let (pa, flags) = if page == 14 {
+            (Paddr(reserved), GDT_PAGE_FLAGS)
+        } else {
+            (zero.paddr(), ZERO_PAGE_FLAGS)
+        };
+        super::mm::remap_4k(base + page * 4096, pa, flags)?;
+    }
+    #[repr(C, packed)]
+    struct Gdtr {
+        limit: u16,
+        base: u64,
+    }
+    let gdtr = Gdtr {
+        limit: GDT_LIMIT,
+        base,
+    };
+    // SAFETY: the area shows the same reserved page (same descriptors, the TSS already
+    // loaded) at page 14 and zero pages elsewhere, so every loaded selector stays valid.
+    unsafe { core::arch::asm!("lgdt ({})", in(reg) &raw const gdtr, options(att_syntax, nostack)) };
+    Ok(())
+}
+
+/// Shows `frames` (a vCPU's GDT frames, at most 14) as pages 0–13 of this CPU's GDT; the
+/// others show zeros.
+pub fn load_guest_frames(frames: &[crate::types::Mfn]) -> Result<(), super::mm::MapError> {
+    let zero = crate::types::Paddr(ZERO_FRAME.load(core::sync::atomic::Ordering::Relaxed));
+    let base = area(0);
+    for page in 0..14u64 {
+        let va = base + page * 4096;
+        match usize::try_from(page).ok().and_then(|p| frames.get(p)) {
+            Some(m) => super::mm::remap_4k(va, m.paddr(), GDT_PAGE_FLAGS)?,
+            None => super::mm::remap_4k(va, zero, ZERO_PAGE_FLAGS)?,
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! final page tables (W^X image, guard pages, direct map of all RAM) and the heap.
 
 use crate::boot::multiboot::{PhysMem, RegionKind, Unreadable};
+extern crate alloc;
 use crate::cpuinfo::{CpuFeatures, CpuInfo};
 use crate::layout::{
     BOOT_DIRECTMAP_SIZE, DIRECTMAP_VIRT_END, DIRECTMAP_VIRT_START, END_RESERVED_L4_SLOT,
@@ -193,7 +194,8 @@ fn map_one(root: Mfn, va: u64, pa: u64, level: u32, flags: u64) -> Result<(), Ma
         let e = unsafe { &mut table(t)[idx] };
         if *e & pte::P == 0 {
             let f = new_table_frame()?;
-            *e = f.paddr().0 | pte::P | pte::RW | pte::A;
+            // User-accessible leaves (the guest-readable M2P) need US on every level.
+            *e = f.paddr().0 | pte::P | pte::RW | pte::A | (flags & pte::US);
         } else if *e & pte::PS != 0 {
             return Err(MapError::Conflict(va));
         }
@@ -458,4 +460,346 @@ pub fn map_mmio(pa: Paddr, len: u64) -> Result<u64, MapError> {
         off += PAGE_SIZE;
     }
     Ok(va + pa.page_offset())
+}
+
+/// Replaces the 4 KiB leaf mapping `va` (whose tables exist) with `pa` and `flags`, and
+/// flushes it from this CPU's TLB.
+pub fn remap_4k(va: u64, pa: Paddr, flags: u64) -> Result<(), MapError> {
+    let root = ROOT.load(Ordering::Relaxed);
+    if root == 0 {
+        return Err(MapError::Unavailable);
+    }
+    let mut t = Paddr(root).frame();
+    for lvl in (2..=4u32).rev() {
+        let idx = ((va >> (12 + 9 * (lvl - 1))) & 511) as usize;
+        // SAFETY: walking the hypervisor's own tables through the direct map.
+        let e = unsafe { table(t)[idx] };
+        if e & pte::P == 0 || e & pte::PS != 0 {
+            return Err(MapError::Unavailable);
+        }
+        t = Mfn((e & pte::ADDR_MASK) >> 12);
+    }
+    let idx = ((va >> 12) & 511) as usize;
+    // SAFETY: `t` is the hypervisor-owned L1 covering `va`; only the current CPU edits it
+    // (the areas remapped here are per-CPU).
+    unsafe { table(t)[idx] = pa.page_down().0 | flags | pte::P };
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
+    Ok(())
+}
+
+/// Maps `len` bytes of fresh zeroed hypervisor frames at `va` (4 KiB pages, `flags`).
+pub fn map_fresh(va: u64, len: u64, flags: u64) -> Result<(), MapError> {
+    let root = Paddr(ROOT.load(Ordering::Relaxed)).frame();
+    let mut off = 0;
+    while off < len {
+        let f = alloc_xen_frame().ok_or(MapError::NoMemory)?;
+        map_one(root, va + off, f.paddr().0, 1, flags)?;
+        off += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// The frame table, the machine-to-phys table, and machine memory for guests.
+
+use crate::mm::frame_table::{FrameInfo, FrameTable, Owner};
+use crate::mm::pagetable::{MmEnv, XEN_L4_END, XEN_L4_FIRST};
+use crate::types::{PAGE_BYTES, Pfn};
+
+static FRAME_TABLE: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
+/// Frames covered by the frame table and the M2P: `[0, MAX_MFN)`.
+static MAX_MFN: AtomicU64 = AtomicU64::new(0);
+/// The 2 MiB chunks backing the M2P, for `XENMEM_machphys_mfn_list`.
+static M2P_CHUNKS: Mutex<alloc::vec::Vec<Mfn>> = Mutex::new(alloc::vec::Vec::new());
+/// The hypervisor's L4 entries 256–271 that every guest L4 receives.
+static XEN_L4: Mutex<[u64; XEN_L4_END - XEN_L4_FIRST]> = Mutex::new([0; XEN_L4_END - XEN_L4_FIRST]);
+
+/// Allocates a zeroed frame for the hypervisor's own use (marked as the hypervisor's in the
+/// frame table once it exists).
+pub fn alloc_xen_frame() -> Option<Mfn> {
+    let mfn = alloc_frame()?;
+    if let Some(t) = FRAME_TABLE.lock().as_mut() {
+        let _ = t.set_xen(mfn);
+    }
+    Some(mfn)
+}
+
+/// One past the highest machine frame the frame table covers.
+pub fn max_mfn() -> u64 {
+    MAX_MFN.load(Ordering::Relaxed)
+}
+
+/// The hypervisor's L4 slots 256–271 as every guest L4 gets them.
+pub fn xen_l4_slots() -> [u64; XEN_L4_END - XEN_L4_FIRST] {
+    *XEN_L4.lock()
+}
+
+/// The MFNs of the M2P's 2 MiB chunks.
+pub fn m2p_chunks() -> alloc::vec::Vec<Mfn> {
+    M2P_CHUNKS.lock().clone()
+}
+
+/// What [`init_frame_table`] set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameTableStats {
+    /// Frames covered.
+    pub frames: u64,
+    /// Bytes of frame table.
+    pub table_bytes: u64,
+    /// Bytes of M2P.
+    pub m2p_bytes: u64,
+}
+
+/// Builds the frame table (free RAM = what the allocator holds, the hypervisor's RAM, and
+/// I/O for the rest) and the machine-to-phys table (read-write in slot 261, read-only and
+/// guest-readable in slot 256), and records the L4 slots guests share.
+pub fn init_frame_table(map: &MemoryMap) -> Result<FrameTableStats, MapError> {
+    let frames = DIRECTMAP_END.load(Ordering::Relaxed).div_ceil(PAGE_SIZE);
+    let root = Paddr(ROOT.load(Ordering::Relaxed)).frame();
+
+    // Frame table storage.
+    let bytes = frames * core::mem::size_of::<FrameInfo>() as u64;
+    let table_bytes = bytes.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    map_fresh(
+        crate::layout::FRAMETABLE_VIRT_START,
+        table_bytes,
+        pte::RW | pte::G | pte::NX | pte::A | pte::D,
+    )?;
+    let len = usize::try_from(frames).map_err(|_| MapError::Unavailable)?;
+    // SAFETY: `[FRAMETABLE_VIRT_START, + table_bytes)` was just mapped to fresh frames owned
+    // by the hypervisor, nothing else refers to them, and it holds `frames` entries.
+    let storage: &'static mut [FrameInfo] = unsafe {
+        core::slice::from_raw_parts_mut(crate::layout::FRAMETABLE_VIRT_START as *mut FrameInfo, len)
+    };
+    let ram = |m: u64| {
+        let a = m * PAGE_SIZE;
+        map.regions().iter().any(|r| {
+            matches!(r.kind, RegionKind::Usable | RegionKind::AcpiReclaimable)
+                && a >= r.base
+                && a < r.end()
+        })
+    };
+    {
+        let alloc = FRAMES.lock();
+        let alloc = alloc.as_ref().ok_or(MapError::Unavailable)?;
+        for (m, f) in storage.iter_mut().enumerate() {
+            let m = m as u64;
+            *f = if alloc.is_free(Mfn(m)) {
+                FrameInfo::FREE
+            } else if ram(m) {
+                FrameInfo {
+                    owner: Owner::Xen,
+                    count: 1,
+                    ..FrameInfo::FREE
+                }
+            } else {
+                FrameInfo::IO
+            };
+        }
+    }
+    *FRAME_TABLE.lock() = Some(FrameTable::new(storage));
+    MAX_MFN.store(frames, Ordering::Relaxed);
+
+    // The M2P, in 2 MiB chunks, all entries invalid.
+    let m2p_bytes = (frames * 8).div_ceil(2 << 20) * (2 << 20);
+    let chunks = m2p_bytes / (2 << 20);
+    // Slot 256 gets its own L3: guest kernels may read it, nobody may write through it.
+    let l3 = new_table_frame()?;
+    // SAFETY: the hypervisor's root, edited by the boot CPU during setup.
+    unsafe {
+        table(root)[crate::layout::l4_slot(crate::layout::RO_MPT_VIRT_START)] =
+            l3.paddr().0 | pte::P | pte::US | pte::A
+    };
+    for i in 0..chunks {
+        let run = alloc_frames(9).ok_or(MapError::NoMemory)?;
+        {
+            let mut t = FRAME_TABLE.lock();
+            for k in 0..512 {
+                if let Some(t) = t.as_mut() {
+                    let _ = t.set_xen(Mfn(run.0 + k));
+                }
+            }
+        }
+        let off = i * (2 << 20);
+        map_one(
+            root,
+            crate::layout::RDWR_MPT_VIRT_START + off,
+            run.paddr().0,
+            2,
+            pte::RW | pte::G | pte::NX | pte::A | pte::D,
+        )?;
+        map_one(
+            root,
+            crate::layout::RO_MPT_VIRT_START + off,
+            run.paddr().0,
+            2,
+            pte::US | pte::NX | pte::A,
+        )?;
+        // SAFETY: the 2 MiB run was just allocated for the M2P and is mapped writable above.
+        unsafe {
+            core::ptr::write_bytes(
+                (crate::layout::RDWR_MPT_VIRT_START + off) as *mut u8,
+                0xff,
+                2 << 20,
+            )
+        };
+        M2P_CHUNKS.lock().push(run);
+    }
+    let mut slots = [0u64; XEN_L4_END - XEN_L4_FIRST];
+    for (k, slot) in slots.iter_mut().enumerate() {
+        // SAFETY: reading the hypervisor's root table.
+        *slot = unsafe { table(root)[XEN_L4_FIRST + k] };
+    }
+    *XEN_L4.lock() = slots;
+    Ok(FrameTableStats {
+        frames,
+        table_bytes,
+        m2p_bytes,
+    })
+}
+
+/// Sets `m2p[mfn] = pfn` (ignored beyond the table).
+pub fn set_m2p(mfn: Mfn, pfn: Pfn) {
+    if mfn.0 < max_mfn() {
+        // SAFETY: the RW M2P covers every frame below `max_mfn()`, 8 bytes each.
+        unsafe {
+            core::ptr::write_volatile(
+                (crate::layout::RDWR_MPT_VIRT_START + mfn.0 * 8) as *mut u64,
+                pfn.0,
+            )
+        };
+    }
+}
+
+/// Reads `m2p[mfn]` (`!0` beyond the table).
+pub fn get_m2p(mfn: Mfn) -> u64 {
+    if mfn.0 < max_mfn() {
+        // SAFETY: as in `set_m2p`.
+        unsafe {
+            core::ptr::read_volatile((crate::layout::RDWR_MPT_VIRT_START + mfn.0 * 8) as *const u64)
+        }
+    } else {
+        !0
+    }
+}
+
+/// Runs `f` with the frame table and machine memory. The frame table lock is taken inside
+/// the caller's locks and before the allocator's.
+pub fn with_frame_table<R>(
+    f: impl FnOnce(&mut FrameTable<'static>, &mut MachineEnv) -> R,
+) -> Option<R> {
+    let mut guard = FRAME_TABLE.lock();
+    let table = guard.as_mut()?;
+    Some(f(table, &mut MachineEnv))
+}
+
+/// Machine memory through the direct map, for the frame table and the domain builder.
+#[derive(Debug, Default)]
+pub struct MachineEnv;
+
+impl MachineEnv {
+    fn frame_ptr(mfn: Mfn) -> Option<*mut u8> {
+        in_directmap(mfn.paddr(), PAGE_SIZE).then(|| directmap_va(mfn.paddr()) as *mut u8)
+    }
+}
+
+impl MmEnv for MachineEnv {
+    fn read(&self, mfn: Mfn, index: usize) -> u64 {
+        match Self::frame_ptr(mfn) {
+            // SAFETY: a RAM frame in the direct map; `index < 512` (callers iterate 0..512),
+            // and an 8-byte aligned volatile read cannot tear.
+            Some(p) if index < 512 => unsafe {
+                core::ptr::read_volatile(p.cast::<u64>().add(index))
+            },
+            _ => 0,
+        }
+    }
+
+    fn write(&mut self, mfn: Mfn, index: usize, val: u64) {
+        if let Some(p) = Self::frame_ptr(mfn).filter(|_| index < 512) {
+            // SAFETY: as in `read`; the frame table decided this frame may be written.
+            unsafe { core::ptr::write_volatile(p.cast::<u64>().add(index), val) };
+        }
+    }
+
+    fn freed(&mut self, mfn: Mfn) {
+        let _ = free_frames(mfn, 0);
+    }
+}
+
+impl crate::domain::build::BuildMem for MachineEnv {
+    fn write_bytes(&mut self, mfn: Mfn, offset: usize, bytes: &[u8]) {
+        let Some(p) = Self::frame_ptr(mfn) else {
+            return;
+        };
+        let n = bytes.len().min(PAGE_BYTES.saturating_sub(offset));
+        // SAFETY: `[offset, offset + n)` lies inside a direct-mapped RAM frame the builder
+        // owns; the source is a distinct buffer.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(offset), n) };
+    }
+
+    fn zero_frame(&mut self, mfn: Mfn) {
+        if let Some(p) = Self::frame_ptr(mfn) {
+            // SAFETY: a whole direct-mapped RAM frame the builder owns.
+            unsafe { core::ptr::write_bytes(p, 0, PAGE_BYTES) };
+        }
+    }
+
+    fn set_m2p(&mut self, mfn: Mfn, pfn: Pfn) {
+        set_m2p(mfn, pfn);
+    }
+}
+
+/// Copies `buf.len()` bytes from machine address `pa` (RAM in the direct map).
+pub fn read_machine(pa: Paddr, buf: &mut [u8]) -> bool {
+    if !in_directmap(pa, buf.len() as u64) {
+        return false;
+    }
+    // SAFETY: the range is RAM inside the direct map; the destination is a distinct buffer.
+    unsafe {
+        core::ptr::copy_nonoverlapping(directmap_va(pa) as *const u8, buf.as_mut_ptr(), buf.len())
+    };
+    true
+}
+
+/// Copies `buf` to machine address `pa` (RAM in the direct map).
+pub fn write_machine(pa: Paddr, buf: &[u8]) -> bool {
+    if !in_directmap(pa, buf.len() as u64) {
+        return false;
+    }
+    // SAFETY: as in `read_machine`; callers only write frames the hypervisor may write
+    // (shared_info, vcpu_info, frames typed for the purpose).
+    unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), directmap_va(pa) as *mut u8, buf.len()) };
+    true
+}
+
+/// A module's bytes (boot-loader memory, reserved from the allocator and never written).
+pub fn module_bytes(start: Paddr, len: u64) -> Option<&'static [u8]> {
+    if !in_directmap(start, len) {
+        return None;
+    }
+    let len = usize::try_from(len).ok()?;
+    // SAFETY: boot modules are RAM inside the direct map that the allocator never hands out
+    // (they are reserved at boot) and nothing writes until `release_boot_range` gives them
+    // back, which the caller does only after it stopped using the slice.
+    Some(unsafe { core::slice::from_raw_parts(directmap_va(start) as *const u8, len) })
+}
+
+/// Gives boot-time memory (a module no longer needed) back to the allocator.
+pub fn release_boot_range(start: Paddr, end: Paddr) -> u64 {
+    let first = start.page_up().map_or(u64::MAX, |p| p.frame().0);
+    let last = end.page_down().frame().0;
+    let mut n = 0;
+    for m in first..last {
+        let mut t = FRAME_TABLE.lock();
+        let Some(t) = t.as_mut() else { break };
+        if t.info(Mfn(m)).is_ok_and(|f| f.owner == Owner::Xen)
+            && t.set_free(Mfn(m)).is_ok()
+            && let Some(a) = FRAMES.lock().as_mut()
+            && a.add_free_range(Mfn(m), 1).is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
 }

@@ -5,6 +5,7 @@ mod boot;
 pub mod console;
 pub mod cpu;
 mod gdt;
+pub mod guest;
 mod idt;
 pub mod mm;
 pub mod panic;
@@ -15,7 +16,23 @@ pub mod testfault;
 pub mod time;
 mod trap;
 
-pub use trap::TrapFrame;
+pub use trap::{TrapFrame, failed_iret_context};
+
+/// Shows a vCPU's GDT frames in this CPU's GDT.
+pub fn gdt_load_guest_frames(frames: &[crate::types::Mfn]) -> Result<(), mm::MapError> {
+    gdt::load_guest_frames(frames)
+}
+
+/// Moves this CPU's GDT to its remappable area (after memory setup).
+pub fn gdt_init_area() -> Result<(), mm::MapError> {
+    gdt::init_area()
+}
+
+/// Waits for an interrupt with interrupts enabled, then disables them again.
+pub fn idle_wait() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
+}
 
 /// What the boot assembly hands to Rust.
 #[derive(Debug, Clone, Copy)]

@@ -12,11 +12,21 @@ global_asm!(
     .section .text.oxen_trap_common, "ax"
     .global oxen_trap_common
 oxen_trap_common:
-    /* Stack: vector, error code, rip, cs, rflags, rsp, ss. From ring 3, swap in our GS. */
+    /* Stack: vector, error code, rip, cs, rflags, rsp, ss. From ring 3, swap in our GS.
+       From ring 0 the hypervisor's GS is live, except when the fault hit the iretq that
+       returns to a guest (after its swapgs). */
     testb $3, 24(%rsp)
-    jz 1f
-    swapgs
-1:  pushq %rax
+    jnz 1f
+    pushq %rax
+    leaq oxen_iretq_to_guest(%rip), %rax
+    cmpq %rax, 24(%rsp)
+    popq %rax
+    jne 2f
+1:  swapgs
+2:
+    .global oxen_trap_save
+oxen_trap_save:
+    pushq %rax
     pushq %rbx
     pushq %rcx
     pushq %rdx
@@ -34,6 +44,8 @@ oxen_trap_common:
     cld
     movq %rsp, %rdi
     call {dispatch}
+    .global oxen_trap_restore
+oxen_trap_restore:
     popq %r15
     popq %r14
     popq %r13
@@ -50,14 +62,22 @@ oxen_trap_common:
     popq %rbx
     popq %rax
     testb $3, 24(%rsp)
-    jz 2f
+    jz 3f
     swapgs
-2:  addq $16, %rsp
+    addq $16, %rsp
+    .global oxen_iretq_to_guest
+oxen_iretq_to_guest:
+    iretq
+3:  addq $16, %rsp
     iretq
     "#,
     dispatch = sym trap_dispatch,
     options(att_syntax)
 );
+
+unsafe extern "C" {
+    static oxen_iretq_to_guest: u8;
+}
 
 /// Short name of an exception vector.
 pub fn exception_name(vector: u64) -> &'static str {
@@ -93,16 +113,55 @@ pub fn exception_name(vector: u64) -> &'static str {
 
 /// Called by the common entry path with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let from_guest = frame.from_guest();
     match frame.vector {
         v if v == u64::from(apic::TIMER_VECTOR) => apic::timer_interrupt(),
         v if v == u64::from(apic::SPURIOUS_VECTOR) => {}
         v if v == u64::from(apic::ERROR_VECTOR) => apic::error_interrupt(),
+        0..=31 | crate::guest::frame::VECTOR_SYSCALL | crate::guest::frame::VECTOR_SYSCALL32
+            if from_guest =>
+        {
+            crate::runtime::guest_trap(frame);
+            return;
+        }
+        13 | 14 if frame.rip == &raw const oxen_iretq_to_guest as u64 => {
+            // Returning to the guest faulted (a bad CS or SS from the iret hypercall): the
+            // guest context is the iret frame the faulting iretq was using.
+            crate::runtime::guest_return_faulted(frame);
+            return;
+        }
+        13 | 14 if super::guest::copy_fixup(frame.rip).is_some() => {
+            // A checked guest-memory copy faulted: continue at its fixup.
+            frame.rip = super::guest::copy_fixup(frame.rip).unwrap_or(frame.rip);
+            return;
+        }
         0..=31 => fatal_exception(frame),
         v => {
             log::warn!("unexpected interrupt on vector {v:#x}");
             apic::eoi();
         }
     }
+    if from_guest {
+        crate::runtime::before_guest_return(frame);
+    }
+}
+
+/// The guest context a faulting guest-return `iretq` was returning to: the guest registers
+/// are in `frame` (they had been restored when the fault hit), the iret frame at its `rsp`.
+pub fn failed_iret_context(frame: &TrapFrame) -> TrapFrame {
+    let mut g = *frame;
+    let at = frame.rsp as *const u64;
+    // SAFETY: `frame.rsp` points into this CPU's stack, at the five words the faulting iretq
+    // was popping (rip, cs, rflags, rsp, ss), which our own restore path left there.
+    let w = unsafe { core::ptr::read(at.cast::<[u64; 5]>()) };
+    g.rip = w[0];
+    g.cs = w[1];
+    g.rflags = w[2];
+    g.rsp = w[3];
+    g.ss = w[4];
+    g.vector = 0;
+    g.error_code = 0;
+    g
 }
 
 /// Whether `[addr, addr + 16)` lies in one of this CPU's hypervisor stacks.

@@ -1,0 +1,44 @@
+//! `console_io` (hypercall 18): writing to and reading from the hypervisor console.
+
+use super::{Ctx, HcResult};
+use hypercall_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
+use hypercall_abi::errno::Errno;
+
+/// Bytes copied from the guest per step.
+const CHUNK: usize = 256;
+
+/// `console_io(cmd, count, buf)`.
+pub fn console_io(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    let cmd = u32::try_from(args[0]).map_err(|_| Errno::Enosys)?;
+    // `count` is an unsigned int in the ABI: only its low 32 bits count.
+    let count = args[1] & 0xffff_ffff;
+    let buf = args[2];
+    match cmd {
+        CONSOLEIO_WRITE => {
+            let mut done = 0u64;
+            let mut chunk = [0u8; CHUNK];
+            while done < count {
+                let n = usize::try_from((count - done).min(CHUNK as u64)).unwrap_or(CHUNK);
+                let va = buf.checked_add(done).ok_or(Errno::Efault)?;
+                cx.mem.read(va, &mut chunk[..n])?;
+                cx.plat.console_write(cx.dom, &chunk[..n]);
+                done += n as u64;
+            }
+            Ok(0)
+        }
+        CONSOLEIO_READ => {
+            if !cx.dom.privileged {
+                return Err(Errno::Eperm);
+            }
+            if count > i32::MAX as u64 {
+                return Err(Errno::E2big);
+            }
+            let mut chunk = [0u8; CHUNK];
+            let want = usize::try_from(count.min(CHUNK as u64)).unwrap_or(CHUNK);
+            let got = cx.plat.console_read(&mut chunk[..want]);
+            cx.mem.write(buf, &chunk[..got])?;
+            Ok(got as u64)
+        }
+        _ => Err(Errno::Enosys),
+    }
+}

@@ -1,0 +1,461 @@
+//! Memory hypercalls: `mmu_update`, `mmuext_op`, `update_va_mapping` (and its other-domain
+//! form), `set_gdt`, `update_descriptor`. Every change goes through the frame table's rules
+//! (reference §9).
+
+use super::{Ctx, HcResult, read_guest, write_guest};
+use crate::mm::frame_table::{FrameTable, MmError, Owner, PageType};
+use crate::mm::pagetable::{MmEnv, PtContext, check_descriptor};
+use crate::types::{DomId, Mfn, Paddr};
+use hypercall_abi::domid::{DOMID_IO, DOMID_SELF};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::mm as m;
+
+/// Marks a continued `mmu_update`/`mmuext_op` whose `done` count is partly accumulated in the
+/// guest's `done` variable (Xen's encoding: the top bit of `count`).
+pub const MMU_UPDATE_PREEMPTED: u64 = 1 << 31;
+/// Requests handled before a batch is continued, so a huge batch cannot stall the CPU.
+pub const BATCH: u64 = 1024;
+
+/// The page-table context for the calling domain.
+pub fn pt_ctx(cx: &Ctx<'_>) -> PtContext {
+    PtContext {
+        dom: cx.dom.id,
+        privileged: cx.dom.privileged,
+        io: cx.dom.hardware,
+        xen_l4: cx.plat.xen_l4(),
+    }
+}
+
+fn mm_err(e: MmError) -> Errno {
+    match e {
+        MmError::NotOwner(_) => Errno::Einval,
+        other => other.errno(),
+    }
+}
+
+/// Runs `f` on the frame table and machine memory, returning its result (`default` if the
+/// frame table is not available, which only happens before boot finishes).
+fn with_mm<R>(
+    cx: &mut Ctx<'_>,
+    default: R,
+    mut f: impl FnMut(&mut FrameTable<'_>, &mut dyn MmEnv) -> R,
+) -> R {
+    let mut out = None;
+    cx.plat.mm(&mut |t, e| out = Some(f(t, e)));
+    out.unwrap_or(default)
+}
+
+/// The foreign domain of a `foreigndom` argument: the caller itself unless a privileged
+/// caller names another domain (which must be the caller, or `DOMID_IO` — no other domain
+/// exists before the toolstack creates one).
+fn foreign_domain(cx: &Ctx<'_>, fd: u16) -> Result<DomId, Errno> {
+    if fd == DOMID_SELF || fd == cx.dom.id.0 {
+        return Ok(cx.dom.id);
+    }
+    if !cx.dom.privileged {
+        return Err(Errno::Eperm);
+    }
+    if fd == DOMID_IO {
+        return Ok(DomId(DOMID_IO));
+    }
+    Err(Errno::Esrch)
+}
+
+/// `(L1 frame, index)` of the entry mapping `va` in the vCPU's kernel page tables.
+fn l1_slot(cx: &mut Ctx<'_>, va: u64) -> Option<(Mfn, usize)> {
+    let mut table = cx.v().kernel_root?;
+    for level in (2..=4u32).rev() {
+        let idx = (va >> (12 + 9 * (level - 1))) & 511;
+        let mut e = [0u8; 8];
+        if !cx
+            .plat
+            .read_machine(Paddr(table.paddr().0 + idx * 8), &mut e)
+        {
+            return None;
+        }
+        let e = u64::from_le_bytes(e);
+        if e & m::_PAGE_PRESENT == 0 || (level < 4 && e & m::_PAGE_PSE != 0) {
+            return None;
+        }
+        table = Mfn(m::pte_mfn(e));
+    }
+    Some((table, ((va >> 12) & 511) as usize))
+}
+
+/// Flushes as `update_va_mapping`'s flags ask. Every vCPU of a domain runs on this CPU for
+/// now, so "all" and "multi" scopes are this CPU's flush too (the bitmap is still read).
+fn uvmf_flush(cx: &mut Ctx<'_>, va: u64, flags: u64) -> Result<(), Errno> {
+    let (flush, scope) = m::decode_uvmf(flags).map_err(|_| Errno::Einval)?;
+    if let m::UvmfScope::Multi(ptr) = scope {
+        let _mask: u64 = read_guest(cx.mem, ptr)?;
+    }
+    match flush {
+        m::UvmfFlush::None => {}
+        m::UvmfFlush::TlbFlush => cx.plat.flush_tlb(false),
+        m::UvmfFlush::Invlpg => cx.plat.invlpg(va),
+    }
+    Ok(())
+}
+
+/// `update_va_mapping(va, val, flags)` and `update_va_mapping_otherdomain(..., domid)`.
+pub fn update_va_mapping(cx: &mut Ctx<'_>, args: [u64; 5], other: Option<u16>) -> HcResult {
+    let (va, val, flags) = (args[0], args[1], args[2]);
+    let fd = match other {
+        Some(d) => foreign_domain(cx, d)?,
+        None => cx.dom.id,
+    };
+    if hypercall_abi::mm::in_hypervisor_hole(va) {
+        return Err(Errno::Einval);
+    }
+    let (l1, idx) = l1_slot(cx, va).ok_or(Errno::Einval)?;
+    let ctx = pt_ctx(cx);
+    let r = with_mm(cx, Err(MmError::BadState(l1)), |t, e| {
+        if t.info(l1).map(|f| f.ty) != Ok(PageType::L1) {
+            return Err(MmError::TypeConflict(l1));
+        }
+        t.update_entry(&mut &mut *e, &ctx, l1, idx, val, fd)
+    });
+    r.map_err(mm_err)?;
+    uvmf_flush(cx, va, flags)?;
+    Ok(0)
+}
+
+fn write_done(cx: &mut Ctx<'_>, done_va: u64, done: u64) -> Result<(), Errno> {
+    if done_va != 0 {
+        let d = u32::try_from(done).unwrap_or(u32::MAX);
+        write_guest(cx.mem, done_va, &d)?;
+    }
+    Ok(())
+}
+
+/// Decodes `count` of a possibly continued batch: `(count, done so far)`.
+fn batch_start(cx: &mut Ctx<'_>, count_arg: u64, done_va: u64) -> (u64, u64) {
+    let count = count_arg & 0xffff_ffff;
+    if count & MMU_UPDATE_PREEMPTED != 0 {
+        let done = if done_va != 0 {
+            read_guest::<u32>(cx.mem, done_va).map_or(0, u64::from)
+        } else {
+            0
+        };
+        (count & !MMU_UPDATE_PREEMPTED, done)
+    } else {
+        (count, 0)
+    }
+}
+
+/// `mmu_update(reqs, count, done, foreigndom)`.
+pub fn mmu_update(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    let (reqs, done_va, fdom) = (args[0], args[2], args[3]);
+    let (count, done0) = batch_start(cx, args[1], done_va);
+    let fds = m::ForeignDom::decode(fdom);
+    let fd = foreign_domain(cx, fds.fd)?;
+    let pfd = match fds.pfd {
+        Some(p) => foreign_domain(cx, p)?,
+        None => cx.dom.id,
+    };
+    let mut ctx = pt_ctx(cx);
+    ctx.dom = pfd;
+    for i in 0..count {
+        if i > 0 && i % BATCH == 0 {
+            write_done(cx, done_va, done0 + i)?;
+            let rest = (count - i) | MMU_UPDATE_PREEMPTED;
+            cx.continue_with(
+                hypercall_abi::hypercall::HYPERVISOR_MMU_UPDATE,
+                [reqs + i * 16, rest, done_va, fdom, 0],
+            );
+            return Ok(0);
+        }
+        let result = read_guest::<m::MmuUpdate>(cx.mem, reqs.wrapping_add(i * 16))
+            .and_then(|req| mmu_update_one(cx, &ctx, fd, req));
+        if let Err(e) = result {
+            write_done(cx, done_va, done0 + i)?;
+            return Err(e);
+        }
+    }
+    write_done(cx, done_va, done0 + count)?;
+    Ok(0)
+}
+
+fn mmu_update_one(
+    cx: &mut Ctx<'_>,
+    ctx: &PtContext,
+    fd: DomId,
+    req: m::MmuUpdate,
+) -> Result<(), Errno> {
+    let maddr = req.maddr();
+    match req.cmd() {
+        m::MmuCmd::NormalPtUpdate
+        | m::MmuCmd::PtUpdatePreserveAd
+        | m::MmuCmd::PtUpdateNoTranslate => {
+            if maddr & 7 != 0 {
+                return Err(Errno::Einval);
+            }
+            let table = Paddr(maddr).frame();
+            let idx = ((maddr & 0xfff) >> 3) as usize;
+            let preserve = req.cmd() == m::MmuCmd::PtUpdatePreserveAd;
+            let ctx = *ctx;
+            with_mm(cx, Err(MmError::BadState(table)), |t, e| {
+                let mut val = req.val;
+                if preserve {
+                    let ad = m::_PAGE_ACCESSED | m::_PAGE_DIRTY;
+                    val = (val & !ad) | (e.read(table, idx) & ad);
+                }
+                t.update_entry(&mut &mut *e, &ctx, table, idx, val, fd)
+            })
+            .map(|_| ())
+            .map_err(mm_err)
+        }
+        m::MmuCmd::MachphysUpdate => {
+            let mfn = Paddr(maddr).frame();
+            let owner = with_mm(cx, None, |t, _| t.info(mfn).ok().map(|f| f.owner));
+            if owner != Some(Owner::Dom(fd)) {
+                return Err(Errno::Eperm);
+            }
+            cx.plat.set_m2p(mfn, req.val);
+            Ok(())
+        }
+    }
+}
+
+/// Validates and installs an L4 as a page-table root, dropping the previous one's references.
+fn set_root(cx: &mut Ctx<'_>, mfn: Option<Mfn>, user: bool) -> Result<(), Errno> {
+    let ctx = pt_ctx(cx);
+    let dom = cx.dom.id;
+    if let Some(mfn) = mfn {
+        with_mm(cx, Err(MmError::BadState(mfn)), |t, e| {
+            t.get_page_and_type(&mut &mut *e, &ctx, mfn, dom, PageType::L4)
+        })
+        .map_err(mm_err)?;
+    }
+    let old = {
+        let v = cx.v();
+        let slot = if user {
+            &mut v.user_root
+        } else {
+            &mut v.kernel_root
+        };
+        core::mem::replace(slot, mfn)
+    };
+    if let Some(old) = old {
+        with_mm(cx, (), |t, e| t.put_page_and_type(&mut &mut *e, old));
+    }
+    let v = cx.v();
+    if v.in_kernel != user
+        && let Some(root) = v.current_root()
+    {
+        // The active root changed: switch now, flushing global (user) entries too.
+        cx.plat.load_cr3(root.paddr().0, true);
+    }
+    Ok(())
+}
+
+/// Makes `mfn` the calling vCPU's kernel page-table root (`MMUEXT_NEW_BASEPTR`, or an emulated
+/// `mov %reg, %cr3`).
+pub fn set_kernel_root(cx: &mut Ctx<'_>, mfn: Mfn) -> Result<(), Errno> {
+    set_root(cx, Some(mfn), false)
+}
+
+/// `mmuext_op(ops, count, done, foreigndom)`.
+pub fn mmuext_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    let (ops, done_va, fdom) = (args[0], args[2], args[3]);
+    let (count, done0) = batch_start(cx, args[1], done_va);
+    let fd = foreign_domain(cx, m::ForeignDom::decode(fdom).fd)?;
+    for i in 0..count {
+        if i > 0 && i % BATCH == 0 {
+            write_done(cx, done_va, done0 + i)?;
+            let rest = (count - i) | MMU_UPDATE_PREEMPTED;
+            cx.continue_with(
+                hypercall_abi::hypercall::HYPERVISOR_MMUEXT_OP,
+                [ops + i * 24, rest, done_va, fdom, 0],
+            );
+            return Ok(0);
+        }
+        let result = read_guest::<m::MmuextOp>(cx.mem, ops.wrapping_add(i * 24))
+            .and_then(|op| mmuext_one(cx, fd, op));
+        if let Err(e) = result {
+            write_done(cx, done_va, done0 + i)?;
+            return Err(e);
+        }
+    }
+    write_done(cx, done_va, done0 + count)?;
+    Ok(0)
+}
+
+fn mmuext_one(cx: &mut Ctx<'_>, fd: DomId, op: m::MmuextOp) -> Result<(), Errno> {
+    let Ok(cmd) = m::MmuextCmd::try_from(op.cmd) else {
+        return Err(Errno::Enosys);
+    };
+    let self_only = |cx: &Ctx<'_>| {
+        if fd == cx.dom.id {
+            Ok(())
+        } else {
+            Err(Errno::Eperm)
+        }
+    };
+    let mfn = Mfn(op.arg1);
+    match cmd {
+        m::MmuextCmd::PinL1Table
+        | m::MmuextCmd::PinL2Table
+        | m::MmuextCmd::PinL3Table
+        | m::MmuextCmd::PinL4Table => {
+            let level = match cmd {
+                m::MmuextCmd::PinL1Table => 1,
+                m::MmuextCmd::PinL2Table => 2,
+                m::MmuextCmd::PinL3Table => 3,
+                _ => 4,
+            };
+            let mut ctx = pt_ctx(cx);
+            ctx.dom = fd;
+            with_mm(cx, Err(MmError::BadState(mfn)), |t, e| {
+                t.pin(&mut &mut *e, &ctx, mfn, level)
+            })
+            .map_err(mm_err)
+        }
+        m::MmuextCmd::UnpinTable => with_mm(cx, Err(MmError::BadState(mfn)), |t, e| {
+            t.unpin(&mut &mut *e, mfn, fd)
+        })
+        .map_err(mm_err),
+        m::MmuextCmd::NewBaseptr => {
+            self_only(cx)?;
+            set_root(cx, Some(mfn), false)
+        }
+        m::MmuextCmd::NewUserBaseptr => {
+            self_only(cx)?;
+            set_root(cx, (op.arg1 != 0).then_some(mfn), true)
+        }
+        m::MmuextCmd::TlbFlushLocal | m::MmuextCmd::TlbFlushAll => {
+            self_only(cx)?;
+            cx.plat.flush_tlb(false);
+            Ok(())
+        }
+        m::MmuextCmd::InvlpgLocal | m::MmuextCmd::InvlpgAll => {
+            self_only(cx)?;
+            cx.plat.invlpg(op.arg1);
+            Ok(())
+        }
+        m::MmuextCmd::TlbFlushMulti | m::MmuextCmd::InvlpgMulti => {
+            self_only(cx)?;
+            let _mask: u64 = read_guest(cx.mem, op.arg2)?;
+            if cmd == m::MmuextCmd::TlbFlushMulti {
+                cx.plat.flush_tlb(false);
+            } else {
+                cx.plat.invlpg(op.arg1);
+            }
+            Ok(())
+        }
+        m::MmuextCmd::FlushCache | m::MmuextCmd::FlushCacheGlobal => {
+            self_only(cx)?;
+            if !cx.dom.hardware {
+                return Err(Errno::Eacces);
+            }
+            // The caches are coherent under every machine Oxen runs on; a real wbinvd comes
+            // with device passthrough.
+            Ok(())
+        }
+        m::MmuextCmd::ClearPage | m::MmuextCmd::CopyPage => {
+            let dom = cx.dom.id;
+            let ctx = pt_ctx(cx);
+            let src = Mfn(op.arg2);
+            let copy = cmd == m::MmuextCmd::CopyPage;
+            let mut buf = alloc::vec![0u8; 4096];
+            if copy {
+                let ok = with_mm(cx, false, |t, _| t.get_page(src, dom).is_ok());
+                if !ok {
+                    return Err(Errno::Einval);
+                }
+                let read = cx.plat.read_machine(src.paddr(), &mut buf);
+                with_mm(cx, (), |t, e| t.put_page_env(&mut &mut *e, src));
+                if !read {
+                    return Err(Errno::Einval);
+                }
+            }
+            with_mm(cx, Err(MmError::BadState(mfn)), |t, e| {
+                t.get_page_and_type(&mut &mut *e, &ctx, mfn, dom, PageType::Writable)
+            })
+            .map_err(mm_err)?;
+            cx.plat.write_machine(mfn.paddr(), &buf);
+            with_mm(cx, (), |t, e| t.put_page_and_type(&mut &mut *e, mfn));
+            Ok(())
+        }
+        m::MmuextCmd::MarkSuper | m::MmuextCmd::UnmarkSuper => Err(Errno::Eopnotsupp),
+        // LDTs arrive with the MMU work that maps them lazily.
+        m::MmuextCmd::SetLdt => Err(Errno::Enosys),
+    }
+}
+
+/// `set_gdt(frame_list, entries)`: validate and install GDT frames (reference §7.3).
+pub fn set_gdt(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    let (list, entries) = (args[0], args[1] & 0xffff_ffff);
+    if entries > hypercall_abi::segments::FIRST_RESERVED_GDT_ENTRY as u64 {
+        return Err(Errno::Einval);
+    }
+    let nr = usize::try_from(entries.div_ceil(512)).unwrap_or(0);
+    let mut frames = arrayvec::ArrayVec::<Mfn, { crate::domain::vcpu::MAX_GDT_FRAMES }>::new();
+    for i in 0..nr {
+        let f: u64 = read_guest(cx.mem, list.wrapping_add(i as u64 * 8))?;
+        frames.push(Mfn(f));
+    }
+    let dom = cx.dom.id;
+    let ctx = pt_ctx(cx);
+    let taken = with_mm(cx, Err(Errno::Einval), |t, e| {
+        for (k, &f) in frames.iter().enumerate() {
+            if t.get_page_and_type(&mut &mut *e, &ctx, f, dom, PageType::SegDesc)
+                .is_err()
+            {
+                for &g in &frames[..k] {
+                    t.put_page_and_type(&mut &mut *e, g);
+                }
+                return Err(Errno::Einval);
+            }
+        }
+        Ok(())
+    });
+    taken?;
+    let old = core::mem::replace(&mut cx.v().gdt_frames, frames.clone());
+    cx.v().gdt_entries = u32::try_from(entries).unwrap_or(0);
+    cx.plat.load_gdt(&frames);
+    with_mm(cx, (), |t, e| {
+        for &g in &old {
+            t.put_page_and_type(&mut &mut *e, g);
+        }
+    });
+    Ok(0)
+}
+
+/// `update_descriptor(maddr, desc)`: write one validated descriptor.
+pub fn update_descriptor(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    let (maddr, desc) = (args[0], args[1]);
+    if maddr & 7 != 0 {
+        return Err(Errno::Einval);
+    }
+    let desc = check_descriptor(desc).ok_or(Errno::Einval)?;
+    let mfn = Paddr(maddr).frame();
+    let dom = cx.dom.id;
+    let ctx = pt_ctx(cx);
+    // A descriptor page stays one (the new descriptor is valid); any other frame must be one
+    // the guest could map writable.
+    let ok = with_mm(cx, false, |t, e| {
+        if t.get_page(mfn, dom).is_err() {
+            return false;
+        }
+        let is_desc = t
+            .info(mfn)
+            .is_ok_and(|f| f.ty == PageType::SegDesc && f.type_count > 0);
+        let ty = if is_desc {
+            PageType::SegDesc
+        } else {
+            PageType::Writable
+        };
+        if t.get_type(&mut &mut *e, &ctx, mfn, ty).is_err() {
+            t.put_page_env(&mut &mut *e, mfn);
+            return false;
+        }
+        true
+    });
+    if !ok {
+        return Err(Errno::Einval);
+    }
+    cx.plat.write_machine(Paddr(maddr), &desc.to_le_bytes());
+    with_mm(cx, (), |t, e| t.put_page_and_type(&mut &mut *e, mfn));
+    Ok(0)
+}

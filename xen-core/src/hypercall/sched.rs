@@ -1,0 +1,96 @@
+//! `sched_op` (hypercall 29) and its old form `sched_op_compat` (6): yield, block, shutdown.
+
+use super::{Ctx, HcResult, read_guest};
+use crate::domain::RunState;
+use crate::types::Paddr;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::sched::{self as s, SchedRemoteShutdown, SchedShutdown, ShutdownReason};
+
+/// Offset of `evtchn_upcall_pending` in `vcpu_info`.
+pub const VCPU_INFO_PENDING: u64 = 0;
+/// Offset of `evtchn_upcall_mask` in `vcpu_info`.
+pub const VCPU_INFO_MASK: u64 = 1;
+
+/// Reads one byte of the calling vCPU's `vcpu_info`.
+pub fn vcpu_info_byte(cx: &mut Ctx<'_>, offset: u64) -> u8 {
+    let id = cx.v().id;
+    let pa = Paddr(cx.dom.vcpu_info_addr(id) + offset);
+    let mut b = [0u8];
+    cx.plat.read_machine(pa, &mut b);
+    b[0]
+}
+
+/// Writes one byte of the calling vCPU's `vcpu_info`.
+pub fn set_vcpu_info_byte(cx: &mut Ctx<'_>, offset: u64, value: u8) {
+    let id = cx.v().id;
+    let pa = Paddr(cx.dom.vcpu_info_addr(id) + offset);
+    cx.plat.write_machine(pa, &[value]);
+}
+
+/// Shuts the calling domain down with `reason` (the runtime acts on the new state).
+fn shutdown(cx: &mut Ctx<'_>, reason: ShutdownReason) -> HcResult {
+    if cx.dom.state == RunState::Running {
+        cx.dom.state = RunState::Shutdown(reason);
+    }
+    Ok(0)
+}
+
+/// `SCHEDOP_block`: events on, and wait for one unless it is already pending.
+fn block(cx: &mut Ctx<'_>) -> HcResult {
+    set_vcpu_info_byte(cx, VCPU_INFO_MASK, 0);
+    if vcpu_info_byte(cx, VCPU_INFO_PENDING) == 0 {
+        cx.block = true;
+    }
+    Ok(0)
+}
+
+/// `sched_op(cmd, arg)`.
+pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    let cmd = u32::try_from(args[0]).map_err(|_| Errno::Enosys)?;
+    let arg = args[1];
+    match cmd {
+        s::SCHEDOP_YIELD => Ok(0),
+        s::SCHEDOP_BLOCK => block(cx),
+        s::SCHEDOP_SHUTDOWN => {
+            let a: SchedShutdown = read_guest(cx.mem, arg)?;
+            let reason = ShutdownReason::try_from(a.reason).map_err(|_| Errno::Einval)?;
+            shutdown(cx, reason)
+        }
+        s::SCHEDOP_SHUTDOWN_CODE => {
+            let a: SchedShutdown = read_guest(cx.mem, arg)?;
+            let reason = ShutdownReason::try_from(a.reason).map_err(|_| Errno::Einval)?;
+            cx.dom.shutdown_code = Some(reason);
+            Ok(0)
+        }
+        s::SCHEDOP_REMOTE_SHUTDOWN => {
+            if !cx.dom.privileged {
+                return Err(Errno::Eperm);
+            }
+            let a: SchedRemoteShutdown = read_guest(cx.mem, arg)?;
+            let reason = ShutdownReason::try_from(a.reason).map_err(|_| Errno::Einval)?;
+            if a.domain_id == cx.dom.id.0 {
+                shutdown(cx, reason)
+            } else {
+                // The only domain is the caller until the toolstack creates others.
+                Err(Errno::Esrch)
+            }
+        }
+        _ => Err(Errno::Enosys),
+    }
+}
+
+/// `sched_op_compat(cmd, arg)`: commands 0–2 with the value itself as the argument.
+pub fn sched_op_compat(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    match u32::try_from(args[0]).map_err(|_| Errno::Enosys)? {
+        s::SCHEDOP_YIELD => Ok(0),
+        s::SCHEDOP_BLOCK => block(cx),
+        s::SCHEDOP_SHUTDOWN => {
+            let reason = u32::try_from(args[1])
+                .ok()
+                .and_then(|r| ShutdownReason::try_from(r).ok())
+                .ok_or(Errno::Einval)?;
+            shutdown(cx, reason)
+        }
+        _ => Err(Errno::Enosys),
+    }
+}

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use oxen_tests::{Boot, DebugExit, Exit, Outcome, xen};
 
-/// The image, relative to the workspace root.
-pub const INDEP_C: &str = "target/oxen/indep-c";
+/// The image, in the image directory (`target/oxen/`).
+pub fn indep_c() -> std::path::PathBuf {
+    oxen_tests::paths::image_dir().join("indep-c")
+}
 
 /// The module string after the path; dom0 sees it as its command line.
 pub const INDEP_C_ARGS: &str = "indep arg1 arg2";
@@ -66,7 +68,7 @@ fn indep_c_passes_on_xen() {
         return;
     }
     let out = Boot::xen()
-        .module(INDEP_C, INDEP_C_ARGS)
+        .module(indep_c(), INDEP_C_ARGS)
         .timeout(TIMEOUT)
         .run()
         .unwrap_or_else(|err| panic!("{err}"));
@@ -83,7 +85,7 @@ fn indep_c_passes_on_xen() {
 fn indep_c_passes_on_oxen() {
     let out = Boot::hypervisor()
         .append("dom0_mem=32M")
-        .module(INDEP_C, INDEP_C_ARGS)
+        .module(indep_c(), INDEP_C_ARGS)
         .timeout(TIMEOUT)
         .run()
         .unwrap_or_else(|err| panic!("{err}"));

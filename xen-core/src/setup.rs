@@ -219,6 +219,12 @@ pub(crate) fn start(handoff: Handoff) -> ! {
         boot_error(format_args!("cannot set up the GDT area: {e:?}"));
     }
     arch::guest::init_cpu(cpu.has(CpuFeatures::SMAP));
+    match arch::cpu::enable_cpuid_faulting() {
+        Some(how) => info!("CPUID faulting: on ({how}); guests' cpuid sees the PV policy"),
+        None => info!(
+            "CPUID faulting: not available; guests get the PV policy through the forced-emulation prefix"
+        ),
+    }
 
     let Some(dom0) = bi.modules.first() else {
         boot_error(format_args!(

@@ -100,3 +100,95 @@ pub fn spin_tsc(cycles: u64) {
         core::hint::spin_loop();
     }
 }
+
+core::arch::global_asm!(
+    r#"
+    .section .text.oxen_msr_safe, "ax"
+    /* u64 oxen_rdmsr_safe(u32 index, u64 *out): 0 ok, 1 if rdmsr faulted. */
+    .global oxen_rdmsr_safe
+oxen_rdmsr_safe:
+    movl %edi, %ecx
+    .global oxen_rdmsr_safe_insn
+oxen_rdmsr_safe_insn:
+    rdmsr
+    shlq $32, %rdx
+    movl %eax, %eax
+    orq %rdx, %rax
+    movq %rax, (%rsi)
+    xorl %eax, %eax
+    ret
+    /* u64 oxen_wrmsr_safe(u32 index, u64 value): 0 ok, 1 if wrmsr faulted. */
+    .global oxen_wrmsr_safe
+oxen_wrmsr_safe:
+    movl %edi, %ecx
+    movl %esi, %eax
+    movq %rsi, %rdx
+    shrq $32, %rdx
+    .global oxen_wrmsr_safe_insn
+oxen_wrmsr_safe_insn:
+    wrmsr
+    xorl %eax, %eax
+    ret
+    .global oxen_msr_safe_fixup
+oxen_msr_safe_fixup:
+    movl $1, %eax
+    ret
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn oxen_rdmsr_safe(index: u32, out: *mut u64) -> u64;
+    fn oxen_wrmsr_safe(index: u32, value: u64) -> u64;
+    static oxen_rdmsr_safe_insn: u8;
+    static oxen_wrmsr_safe_insn: u8;
+    static oxen_msr_safe_fixup: u8;
+}
+
+/// If `rip` is a probing MSR access that faulted, where to continue instead.
+pub fn msr_fixup(rip: u64) -> Option<u64> {
+    (rip == &raw const oxen_rdmsr_safe_insn as u64 || rip == &raw const oxen_wrmsr_safe_insn as u64)
+        .then_some(&raw const oxen_msr_safe_fixup as u64)
+}
+
+/// Reads an MSR that may not exist: `None` if the read faults.
+pub fn rdmsr_safe(index: u32) -> Option<u64> {
+    let mut v = 0u64;
+    // SAFETY: a faulting rdmsr is caught by the #GP handler (`msr_fixup`), which resumes at
+    // the fixup returning 1; otherwise the value is stored into `v`, a live local.
+    let r = unsafe { oxen_rdmsr_safe(index, &raw mut v) };
+    (r == 0).then_some(v)
+}
+
+/// Writes an MSR that may not exist or may refuse the value: `false` if the write faults.
+///
+/// # Safety
+/// If the write succeeds it takes effect: `index` and `value` must not break the hypervisor.
+pub unsafe fn wrmsr_safe(index: u32, value: u64) -> bool {
+    // SAFETY: as for `rdmsr_safe`; the caller vouches for the effect of a successful write.
+    unsafe { oxen_wrmsr_safe(index, value) == 0 }
+}
+
+/// Turns on CPUID faulting (so a guest's native `cpuid` traps and gets the hypervisor's
+/// policy), with Intel's or AMD's mechanism; returns which one, if any.
+pub fn enable_cpuid_faulting() -> Option<&'static str> {
+    const MSR_PLATFORM_INFO: u32 = 0xce;
+    const MSR_MISC_FEATURES_ENABLES: u32 = 0x140;
+    const MSR_AMD_HWCR: u32 = 0xc001_0015;
+    if rdmsr_safe(MSR_PLATFORM_INFO).is_some_and(|v| v & (1 << 31) != 0) {
+        let cur = rdmsr_safe(MSR_MISC_FEATURES_ENABLES).unwrap_or(0);
+        // SAFETY: CPUID faulting only affects `cpuid` executed at CPL > 0 (guests).
+        if unsafe { wrmsr_safe(MSR_MISC_FEATURES_ENABLES, cur | 1) } {
+            return Some("Intel CPUID faulting");
+        }
+    }
+    let e = cpuid(0x8000_0000, 0).eax;
+    if e >= 0x8000_0021 && cpuid(0x8000_0021, 0).eax & (1 << 17) != 0
+        && let Some(hwcr) = rdmsr_safe(MSR_AMD_HWCR)
+        // SAFETY: HWCR.CpuidUserDis only makes CPL > 0 `cpuid` fault.
+        && unsafe { wrmsr_safe(MSR_AMD_HWCR, hwcr | (1 << 35)) }
+    {
+        return Some("AMD CpuidUserDis");
+    }
+    None
+}

@@ -135,6 +135,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             frame.rip = super::guest::copy_fixup(frame.rip).unwrap_or(frame.rip);
             return;
         }
+        13 if super::cpu::msr_fixup(frame.rip).is_some() => {
+            // A probing MSR access faulted: continue at its fixup.
+            frame.rip = super::cpu::msr_fixup(frame.rip).unwrap_or(frame.rip);
+            return;
+        }
         0..=31 => fatal_exception(frame),
         v => {
             log::warn!("unexpected interrupt on vector {v:#x}");

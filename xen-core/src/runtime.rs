@@ -26,6 +26,8 @@ struct Runtime {
     current: (usize, usize),
     /// The hypervisor command line (for `XENVER_commandline`).
     cmdline: String,
+    /// The host memory map (for `XENMEM_machine_memory_map`).
+    memory_map: Vec<hypercall_abi::memory::E820Entry>,
 }
 
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
@@ -45,6 +47,7 @@ impl GuestMemory for HwGuestMemory {
 /// The machine services hypercalls use.
 struct HwPlatform<'a> {
     cmdline: &'a str,
+    memory_map: &'a [hypercall_abi::memory::E820Entry],
 }
 
 impl Platform for HwPlatform<'_> {
@@ -161,14 +164,29 @@ impl Platform for HwPlatform<'_> {
     fn port_out(&mut self, port: u16, size: u8, value: u32) {
         arch::guest::port_out(port, size, value);
     }
+    fn alloc_frames(&mut self, order: u32) -> Option<Mfn> {
+        arch::mm::alloc_frames(order)
+    }
+    fn zero_frame(&mut self, mfn: Mfn) {
+        arch::mm::write_machine(mfn.paddr(), &[0u8; 4096]);
+    }
+    fn machine_memory_map(&self) -> Vec<hypercall_abi::memory::E820Entry> {
+        self.memory_map.to_vec()
+    }
 }
 
 /// Starts dom0 (already built) on this CPU; never returns.
-pub fn start_dom0(built: &Built, nr_pages: u64, cmdline: &str) -> ! {
+pub fn start_dom0(
+    built: &Built,
+    nr_pages: u64,
+    cmdline: &str,
+    memory_map: Vec<hypercall_abi::memory::E820Entry>,
+) -> ! {
     let dom_id = DomId::DOM0;
     let mut dom = Domain::new(dom_id, true, 1, built.shared_info);
     dom.tot_pages = nr_pages;
     dom.max_pages = nr_pages;
+    dom.e820 = crate::hypercall::memory::dom0_e820(nr_pages);
     // The vCPU's reference on its page-table root (the builder's pin is the guest's own).
     let ctx = PtContext {
         dom: dom_id,
@@ -208,6 +226,7 @@ pub fn start_dom0(built: &Built, nr_pages: u64, cmdline: &str) -> ! {
         domains: alloc::vec![dom],
         current: (0, 0),
         cmdline: String::from(cmdline),
+        memory_map,
     });
     log::info!(
         "dom0: starting at {:#x}, start_info at {:#x}, stack {:#x}",
@@ -241,12 +260,16 @@ fn with_current(frame: &mut Frame, f: impl FnOnce(&mut Ctx<'_>)) -> After {
     };
     let (d, v) = rt.current;
     let cmdline = rt.cmdline.clone();
+    let memory_map = rt.memory_map.clone();
     let Some(dom) = rt.domains.get_mut(d) else {
         drop(guard);
         stop_with(ExitCode::Panic, "the current domain is gone");
     };
     let mut mem = HwGuestMemory;
-    let mut plat = HwPlatform { cmdline: &cmdline };
+    let mut plat = HwPlatform {
+        cmdline: &cmdline,
+        memory_map: &memory_map,
+    };
     let mut cx = Ctx {
         dom,
         vcpu: v,
@@ -255,6 +278,7 @@ fn with_current(frame: &mut Frame, f: impl FnOnce(&mut Ctx<'_>)) -> After {
         plat: &mut plat,
         continuation: false,
         block: false,
+        in_multicall: false,
     };
     f(&mut cx);
     let block = cx.block;

@@ -296,5 +296,14 @@ pub(crate) fn start(handoff: Handoff) -> ! {
         released += arch::mm::release_boot_range(m.start, m.end);
     }
     log::debug!("released {released} frames of boot modules");
-    crate::runtime::start_dom0(&built, nr_pages, bi.hypervisor_cmdline())
+    let e820 = map
+        .regions()
+        .iter()
+        .map(|r| hypercall_abi::memory::E820Entry {
+            addr: r.base,
+            size: r.len,
+            type_: r.kind.e820_type(),
+        })
+        .collect();
+    crate::runtime::start_dom0(&built, nr_pages, bi.hypervisor_cmdline(), e820)
 }

@@ -55,6 +55,7 @@ pod!(
     abi::memory::XenMachphysMapping,
     abi::memory::XenAddToPhysmap,
     abi::memory::XenMemoryMap,
+    abi::memory::E820Entry,
     abi::vcpu::VcpuGuestContext,
     abi::vcpu::VcpuRunstateInfo,
     abi::vcpu::VcpuRegisterVcpuInfo,

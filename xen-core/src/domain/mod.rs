@@ -47,6 +47,8 @@ pub struct Domain {
     pub tot_pages: u64,
     /// Most pages it may have.
     pub max_pages: u64,
+    /// Its pseudo-physical memory map (`XENMEM_memory_map`); empty if none was set.
+    pub e820: Vec<hypercall_abi::memory::E820Entry>,
 }
 
 impl Domain {
@@ -64,6 +66,7 @@ impl Domain {
             shutdown_code: None,
             tot_pages: 0,
             max_pages: 0,
+            e820: Vec::new(),
         }
     }
 

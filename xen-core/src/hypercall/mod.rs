@@ -8,6 +8,7 @@
 //! `-ENOSYS`.
 
 pub mod console;
+pub mod memory;
 pub mod mm;
 pub mod sched;
 pub mod traps;
@@ -98,6 +99,12 @@ pub trait Platform {
     fn port_in(&mut self, port: u16, size: u8) -> u32;
     /// Writes an I/O port for a domain allowed to.
     fn port_out(&mut self, port: u16, size: u8, value: u32);
+    /// Allocates `2^order` contiguous free frames (not yet owned, not zeroed).
+    fn alloc_frames(&mut self, order: u32) -> Option<Mfn>;
+    /// Fills a frame with zeros.
+    fn zero_frame(&mut self, mfn: Mfn);
+    /// The host's memory map.
+    fn machine_memory_map(&self) -> alloc::vec::Vec<hypercall_abi::memory::E820Entry>;
 }
 
 /// Everything a handler works on.
@@ -117,6 +124,8 @@ pub struct Ctx<'a> {
     pub continuation: bool,
     /// Set by `SCHEDOP_block`: block the vCPU until an event arrives.
     pub block: bool,
+    /// Inside a `multicall`: handlers complete their work instead of continuing later.
+    pub in_multicall: bool,
 }
 
 impl core::fmt::Debug for Ctx<'_> {
@@ -200,10 +209,56 @@ pub fn dispatch(cx: &mut Ctx<'_>, nr: u64, args: [u64; 5]) -> Completion {
         }
         Hypercall::MmuUpdate => mm::mmu_update(cx, args),
         Hypercall::MmuextOp => mm::mmuext_op(cx, args),
+        Hypercall::MemoryOp => memory::memory_op(cx, args),
+        Hypercall::Multicall => return multicall(cx, args),
         _ => Err(Errno::Enosys),
     };
     if cx.continuation {
         return Completion::FrameSet;
     }
     value(r)
+}
+
+/// `multicall(calls, nr_calls)`: each entry runs as its own hypercall, its result stored in the
+/// entry. A nested multicall entry gets `-EINVAL`; an `iret` entry ends the batch (it has
+/// already set the registers). Returns 0, or `-EFAULT` if the list cannot be read or written.
+fn multicall(cx: &mut Ctx<'_>, args: [u64; 5]) -> Completion {
+    use hypercall_abi::multicall::MulticallEntry;
+    if cx.in_multicall {
+        return Completion::Value(Errno::Einval.as_rax());
+    }
+    let (calls, nr) = (args[0], args[1] & 0xffff_ffff);
+    cx.in_multicall = true;
+    let mut rax = 0;
+    for i in 0..nr {
+        let at = calls.wrapping_add(i * 64);
+        let e: MulticallEntry = match read_guest(cx.mem, at) {
+            Ok(e) => e,
+            Err(err) => {
+                rax = err.as_rax();
+                break;
+            }
+        };
+        let a = [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]];
+        let nested = e.op == u64::from(hypercall_abi::hypercall::HYPERVISOR_MULTICALL);
+        let result = if nested {
+            Completion::Value(Errno::Einval.as_rax())
+        } else {
+            dispatch(cx, e.op, a)
+        };
+        let Completion::Value(v) = result else {
+            // iret: the frame is the guest's now; nothing more of the batch runs.
+            cx.in_multicall = false;
+            return Completion::FrameSet;
+        };
+        if write_guest(cx.mem, at + 8, &v).is_err() {
+            rax = Errno::Efault.as_rax();
+            break;
+        }
+        if cx.dom.state != crate::domain::RunState::Running || cx.block {
+            break;
+        }
+    }
+    cx.in_multicall = false;
+    Completion::Value(rax)
 }

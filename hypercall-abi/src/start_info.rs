@@ -27,6 +27,31 @@ pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
 /// `SIF_PM_MASK`: dom0 power-management options (bits 8–15).
 pub const SIF_PM_MASK: u32 = 0xFF << 8;
 
+/// The initial mapping ends on a multiple of this many bytes (reference §4.4, the "4 MiB
+/// boundary rule").
+pub const INITIAL_MAPPING_ALIGN: u64 = 4 << 20;
+/// At least this much mapped, zeroed memory follows the bootstrap stack page (reference §4.4).
+pub const INITIAL_MAPPING_MIN_PADDING: u64 = 512 << 10;
+
+/// The end (exclusive virtual address) of the initial mapping, given the end of the bootstrap
+/// stack (the initial `rsp`): the first [`INITIAL_MAPPING_ALIGN`] boundary that leaves at least
+/// [`INITIAL_MAPPING_MIN_PADDING`] after the stack (reference §4.4).
+///
+/// Both builders solve for the same value: dom0's "round up to 4 MiB, add 4 MiB if less than
+/// 512 KiB remain" and the domU builder's search for the smallest 4 MiB-aligned end holding the
+/// page tables, the stack and 512 KiB of padding both give `round_up(stack_end + 512 KiB, 4 MiB)`.
+/// `None` if that overflows.
+#[must_use]
+pub const fn initial_mapping_end(stack_end: u64) -> Option<u64> {
+    let Some(min_end) = stack_end.checked_add(INITIAL_MAPPING_MIN_PADDING) else {
+        return None;
+    };
+    let Some(bumped) = min_end.checked_add(INITIAL_MAPPING_ALIGN - 1) else {
+        return None;
+    };
+    Some(bumped & !(INITIAL_MAPPING_ALIGN - 1))
+}
+
 bitflags::bitflags! {
     /// [`StartInfo::flags`] as a typed set (`SIF_*`).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -548,6 +573,27 @@ mod tests {
         let info = Dom0VgaConsoleInfo::from_text_mode_3(text);
         assert_eq!(info.video_type, XEN_VGATYPE_TEXT_MODE_3);
         assert_eq!(info.text_mode_3(), text);
+    }
+
+    #[test]
+    fn initial_mapping_end_follows_the_4_mib_rule() {
+        const MIB: u64 = 1 << 20;
+        let base = 0xffff_ffff_8000_0000;
+        // Plenty of room before the boundary: the boundary itself.
+        assert_eq!(initial_mapping_end(base + MIB), Some(base + 4 * MIB));
+        // Exactly 512 KiB left: still that boundary.
+        assert_eq!(
+            initial_mapping_end(base + 3 * MIB + 512 * 1024),
+            Some(base + 4 * MIB)
+        );
+        // Less than 512 KiB left: one more 4 MiB.
+        assert_eq!(
+            initial_mapping_end(base + 3 * MIB + 516 * 1024),
+            Some(base + 8 * MIB)
+        );
+        // A stack ending on a boundary gets the whole next 4 MiB.
+        assert_eq!(initial_mapping_end(base + 4 * MIB), Some(base + 8 * MIB));
+        assert_eq!(initial_mapping_end(u64::MAX - 4096), None);
     }
 
     #[test]

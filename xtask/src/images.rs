@@ -62,13 +62,6 @@ impl Image {
     }
 
     /// A guest kernel: `package`'s binary `bin`, copied as `target/oxen/<name>`.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the first guest images come with the guest kit's examples"
-        )
-    )]
     pub const fn guest_bin(name: &'static str, package: &'static str, bin: &'static str) -> Image {
         Image {
             name,
@@ -83,7 +76,7 @@ impl Image {
         not(test),
         expect(
             dead_code,
-            reason = "the first guest images come with the guest kit's examples"
+            reason = "every guest so far is a bin crate (see pv-guest-kit's README)"
         )
     )]
     pub const fn guest_example(
@@ -109,11 +102,31 @@ impl Image {
 }
 
 /// Every image `cargo xtask build` makes. Add a guest with one line, e.g.
-/// `Image::guest_example("hello", "pv-guest-kit", "hello"),`.
-pub const IMAGES: &[Image] = &[Image::hypervisor("xen-core", "xen-core", "xen-core")];
+/// `Image::guest_bin("hello", "pv-guest-hello", "hello"),`.
+pub const IMAGES: &[Image] = &[
+    Image::hypervisor("xen-core", "xen-core", "xen-core"),
+    // pv-guest-kit's example guest (pv-guest-kit/examples/hello).
+    Image::guest_bin("hello", "pv-guest-hello", "hello"),
+    // The test guests (tests/guests/), run on real Xen by tests/tests/guests_xen.rs.
+    Image::guest_bin("exceptions", "guest-exceptions", "exceptions"),
+    Image::guest_bin("hypercalls", "guest-hypercalls", "hypercalls"),
+    Image::guest_bin("crash-no-traps", "guest-crash-no-traps", "crash-no-traps"),
+    Image::guest_bin("bench", "guest-bench", "bench"),
+];
 
 /// Crates that must build (and pass clippy) for the bare-metal target.
-pub const BARE_METAL_CRATES: &[&str] = &["xen-core", "hypercall-abi", "pv-guest-kit", "dom0-tools"];
+pub const BARE_METAL_CRATES: &[&str] = &[
+    "xen-core",
+    "hypercall-abi",
+    "pv-guest-kit",
+    "dom0-tools",
+    "pv-guest-hello",
+    "guest-support",
+    "guest-exceptions",
+    "guest-hypercalls",
+    "guest-crash-no-traps",
+    "guest-bench",
+];
 
 /// Cargo's profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,6 +27,7 @@
 
 mod capture;
 pub mod exit;
+pub mod guests;
 pub mod paths;
 pub mod qemu;
 pub mod xen;

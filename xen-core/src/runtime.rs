@@ -24,11 +24,19 @@ struct Runtime {
     domains: Vec<Domain>,
     /// The domain and vCPU running on this CPU.
     current: (usize, usize),
+}
+
+/// Facts fixed at boot that hypercalls report.
+struct BootFacts {
     /// The hypervisor command line (for `XENVER_commandline`).
     cmdline: String,
     /// The host memory map (for `XENMEM_machine_memory_map`).
     memory_map: Vec<hypercall_abi::memory::E820Entry>,
+    /// The CPUID policy's platform facts.
+    cpuid: crate::guest::cpuid::PolicyInput,
 }
+
+static FACTS: spin::Once<BootFacts> = spin::Once::new();
 
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 
@@ -45,12 +53,11 @@ impl GuestMemory for HwGuestMemory {
 }
 
 /// The machine services hypercalls use.
-struct HwPlatform<'a> {
-    cmdline: &'a str,
-    memory_map: &'a [hypercall_abi::memory::E820Entry],
+struct HwPlatform {
+    facts: &'static BootFacts,
 }
 
-impl Platform for HwPlatform<'_> {
+impl Platform for HwPlatform {
     fn console_write(&mut self, dom: &Domain, bytes: &[u8]) {
         if dom.privileged {
             arch::console::write_bytes(bytes);
@@ -82,7 +89,7 @@ impl Platform for HwPlatform<'_> {
         n
     }
     fn hypervisor_cmdline(&self) -> &str {
-        self.cmdline
+        &self.facts.cmdline
     }
     fn mm(&mut self, f: &mut dyn FnMut(&mut FrameTable<'_>, &mut dyn MmEnv)) {
         arch::mm::with_frame_table(|t, e| f(t, e));
@@ -142,11 +149,9 @@ impl Platform for HwPlatform<'_> {
         arch::cpu::cpuid(leaf, subleaf)
     }
     fn cpuid_input(&self, hardware_domain: bool) -> crate::guest::cpuid::PolicyInput {
-        let phys_bits = arch::cpu::identify().phys_addr_bits;
         crate::guest::cpuid::PolicyInput {
             hardware_domain,
-            tsc_khz: u32::try_from(arch::time::tsc_hz() / 1000).unwrap_or(u32::MAX),
-            maddr_bits: u32::from(phys_bits),
+            ..self.facts.cpuid
         }
     }
     fn host_msr(&self, index: u32) -> Option<u64> {
@@ -171,7 +176,7 @@ impl Platform for HwPlatform<'_> {
         arch::mm::write_machine(mfn.paddr(), &[0u8; 4096]);
     }
     fn machine_memory_map(&self) -> Vec<hypercall_abi::memory::E820Entry> {
-        self.memory_map.to_vec()
+        self.facts.memory_map.clone()
     }
 }
 
@@ -186,7 +191,6 @@ pub fn start_dom0(
     let mut dom = Domain::new(dom_id, true, 1, built.shared_info);
     dom.tot_pages = nr_pages;
     dom.max_pages = nr_pages;
-    dom.e820 = crate::hypercall::memory::dom0_e820(nr_pages);
     // The vCPU's reference on its page-table root (the builder's pin is the guest's own).
     let ctx = PtContext {
         dom: dom_id,
@@ -222,11 +226,18 @@ pub fn start_dom0(
     arch::guest::load_cr3(built.l4.paddr().0, true);
     arch::guest::set_guest_fs_base(0);
     arch::guest::set_guest_active_gs_base(0);
+    FACTS.call_once(|| BootFacts {
+        cmdline: String::from(cmdline),
+        memory_map,
+        cpuid: crate::guest::cpuid::PolicyInput {
+            hardware_domain: false,
+            tsc_khz: u32::try_from(arch::time::tsc_hz() / 1000).unwrap_or(u32::MAX),
+            maddr_bits: u32::from(arch::cpu::identify().phys_addr_bits),
+        },
+    });
     *RUNTIME.lock() = Some(Runtime {
         domains: alloc::vec![dom],
         current: (0, 0),
-        cmdline: String::from(cmdline),
-        memory_map,
     });
     log::info!(
         "dom0: starting at {:#x}, start_info at {:#x}, stack {:#x}",
@@ -259,17 +270,16 @@ fn with_current(frame: &mut Frame, f: impl FnOnce(&mut Ctx<'_>)) -> After {
         stop_with(ExitCode::Panic, "guest entry with no domain running");
     };
     let (d, v) = rt.current;
-    let cmdline = rt.cmdline.clone();
-    let memory_map = rt.memory_map.clone();
+    let Some(facts) = FACTS.get() else {
+        drop(guard);
+        stop_with(ExitCode::Panic, "guest entry before boot finished");
+    };
     let Some(dom) = rt.domains.get_mut(d) else {
         drop(guard);
         stop_with(ExitCode::Panic, "the current domain is gone");
     };
     let mut mem = HwGuestMemory;
-    let mut plat = HwPlatform {
-        cmdline: &cmdline,
-        memory_map: &memory_map,
-    };
+    let mut plat = HwPlatform { facts };
     let mut cx = Ctx {
         dom,
         vcpu: v,
@@ -388,6 +398,16 @@ pub fn guest_trap(frame: &mut Frame) {
         block_current();
     }
     before_guest_return(frame);
+    // Only a plain hypercall return may leave through `sysret` (the architecture layer takes
+    // the syscall vector as the sign): flat 64-bit selectors and a canonical rip, which sysret
+    // cannot check safely itself.
+    if frame.vector == VECTOR_SYSCALL
+        && !(frame.cs == u64::from(FLAT_KERNEL_CS)
+            && frame.ss == u64::from(FLAT_KERNEL_SS)
+            && hypercall::canonical(frame.rip))
+    {
+        frame.vector = 0;
+    }
 }
 
 /// Waits (interrupts on) until an event is pending for the current vCPU.

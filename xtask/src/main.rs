@@ -4,11 +4,13 @@
 //! - `cargo xtask run [...] [-- <qemu args>]`: build, then boot under QEMU on this terminal.
 //! - `cargo xtask test [-- <cargo test args>]`: fmt, clippy, bare-metal builds, images, every test.
 //! - `cargo xtask iso [...]`: a GRUB (multiboot2) ISO, `target/oxen/oxen.iso`.
+//! - `cargo xtask bench`: benchmark guests on Oxen and real Xen, into `docs/benchmarks.md`.
 //!
 //! See `docs/testing.md`.
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod c_guests;
 mod deps;
 mod elf32;
@@ -49,6 +51,8 @@ enum Cmd {
     Test(TestArgs),
     /// Build target/oxen/oxen.iso: GRUB booting the hypervisor with multiboot2.
     Iso(IsoArgs),
+    /// Run the benchmark guests on Oxen and on real Xen 4.17 and write docs/benchmarks.md.
+    Bench,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +148,10 @@ fn main() -> ExitCode {
         Cmd::Build(args) => images::build(args.profile()).map(|()| ExitCode::SUCCESS),
         Cmd::Run(args) => deps::ensure_qemu().and_then(|()| run::run(&args)),
         Cmd::Test(args) => deps::ensure_qemu().and_then(|()| test::test(&args.cargo_test_args)),
+        Cmd::Bench => deps::ensure_qemu()
+            .and_then(|()| images::build(images::Profile::Release))
+            .and_then(|()| bench::bench())
+            .map(|()| ExitCode::SUCCESS),
         Cmd::Iso(args) => images::build(args.build.profile())
             .and_then(|()| iso::make_iso(&args.boot))
             .map(|_| ExitCode::SUCCESS),

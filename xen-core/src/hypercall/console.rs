@@ -9,7 +9,7 @@ const CHUNK: usize = 256;
 
 /// `console_io(cmd, count, buf)`.
 pub fn console_io(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    let cmd = u32::try_from(args[0]).map_err(|_| Errno::Enosys)?;
+    let cmd = super::lo32(args[0]);
     // `count` is an unsigned int in the ABI: only its low 32 bits count.
     let count = args[1] & 0xffff_ffff;
     let buf = args[2];

@@ -8,8 +8,7 @@ use crate::types::Mfn;
 use hypercall_abi::domid::DOMID_SELF;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::memory::{
-    self as xm, E820Entry, XenMachphysMapping, XenMachphysMfnList, XenMemoryMap,
-    XenMemoryReservation,
+    self as xm, XenMachphysMapping, XenMachphysMfnList, XenMemoryMap, XenMemoryReservation,
 };
 use hypercall_abi::mm::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
 
@@ -255,13 +254,4 @@ fn give_back(cx: &mut Ctx<'_>, first: Mfn, pages: u64) -> bool {
     }
     cx.dom.tot_pages = cx.dom.tot_pages.saturating_sub(pages);
     true
-}
-
-/// dom0's pseudo-physical memory map: one RAM entry covering its pages.
-pub fn dom0_e820(pages: u64) -> alloc::vec::Vec<E820Entry> {
-    alloc::vec![E820Entry {
-        addr: 0,
-        size: pages * 4096,
-        type_: 1
-    }]
 }

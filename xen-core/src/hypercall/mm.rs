@@ -28,6 +28,9 @@ pub fn pt_ctx(cx: &Ctx<'_>) -> PtContext {
 
 fn mm_err(e: MmError) -> Errno {
     match e {
+        // A frame already used as something else (a page table mapped writable, ...): Xen
+        // 4.17 answers -EBUSY.
+        MmError::TypeConflict(_) => Errno::Ebusy,
         MmError::NotOwner(_) => Errno::Einval,
         other => other.errno(),
     }

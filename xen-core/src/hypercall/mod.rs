@@ -12,6 +12,7 @@ pub mod memory;
 pub mod mm;
 pub mod sched;
 pub mod traps;
+pub mod vcpu;
 pub mod version;
 
 use crate::arch::pod::{self, Pod};
@@ -167,6 +168,12 @@ pub enum Completion {
     FrameSet,
 }
 
+/// The low 32 bits of an argument the ABI declares `int` or `unsigned int` (Xen ignores the
+/// upper half of the register).
+pub fn lo32(v: u64) -> u32 {
+    u32::try_from(v & 0xffff_ffff).unwrap_or(0)
+}
+
 /// Whether `va` is canonical.
 pub const fn canonical(va: u64) -> bool {
     let top = va >> 47;
@@ -210,6 +217,7 @@ pub fn dispatch(cx: &mut Ctx<'_>, nr: u64, args: [u64; 5]) -> Completion {
         Hypercall::MmuUpdate => mm::mmu_update(cx, args),
         Hypercall::MmuextOp => mm::mmuext_op(cx, args),
         Hypercall::MemoryOp => memory::memory_op(cx, args),
+        Hypercall::VcpuOp => vcpu::vcpu_op(cx, args),
         Hypercall::Multicall => return multicall(cx, args),
         _ => Err(Errno::Enosys),
     };

@@ -46,7 +46,7 @@ fn block(cx: &mut Ctx<'_>) -> HcResult {
 
 /// `sched_op(cmd, arg)`.
 pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    let cmd = u32::try_from(args[0]).map_err(|_| Errno::Enosys)?;
+    let cmd = super::lo32(args[0]);
     let arg = args[1];
     match cmd {
         s::SCHEDOP_YIELD => Ok(0),
@@ -81,7 +81,7 @@ pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
 
 /// `sched_op_compat(cmd, arg)`: commands 0–2 with the value itself as the argument.
 pub fn sched_op_compat(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    match u32::try_from(args[0]).map_err(|_| Errno::Enosys)? {
+    match super::lo32(args[0]) {
         s::SCHEDOP_YIELD => Ok(0),
         s::SCHEDOP_BLOCK => block(cx),
         s::SCHEDOP_SHUTDOWN => {

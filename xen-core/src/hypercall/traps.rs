@@ -120,7 +120,7 @@ fn register(cx: &mut Ctx<'_>, ty: u16, flags: u16, address: u64) -> HcResult {
 
 /// `callback_op(cmd, arg)`.
 pub fn callback_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    match u32::try_from(args[0]).map_err(|_| Errno::Enosys)? {
+    match super::lo32(args[0]) {
         t::CALLBACKOP_REGISTER => {
             let r: CallbackRegister = read_guest(cx.mem, args[1])?;
             register(cx, r.type_, r.flags, r.address)
@@ -155,7 +155,7 @@ pub fn set_callbacks(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
 
 /// `nmi_op(cmd, arg)`: the old NMI callback registration.
 pub fn nmi_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    match u32::try_from(args[0]).map_err(|_| Errno::Enosys)? {
+    match super::lo32(args[0]) {
         t::XENNMI_REGISTER_CALLBACK => {
             let cb: XennmiCallback = read_guest(cx.mem, args[1])?;
             if cb._pad0 != 0 {
@@ -226,7 +226,7 @@ pub fn set_segment_base(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
         SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, SEGBASE_GS_USER_SEL,
     };
     let base = args[1];
-    match u32::try_from(args[0]).map_err(|_| Errno::Einval)? {
+    match super::lo32(args[0]) {
         SEGBASE_FS => {
             if !canonical(base) {
                 return Err(Errno::Einval);
@@ -264,7 +264,7 @@ pub fn set_segment_base(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
 
 /// `vm_assist(cmd, type)`.
 pub fn vm_assist(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    let cmd = u32::try_from(args[0]).map_err(|_| Errno::Enosys)?;
+    let cmd = super::lo32(args[0]);
     let ty = args[1];
     if cmd != va::VMASST_CMD_ENABLE && cmd != va::VMASST_CMD_DISABLE {
         return Err(Errno::Enosys);
@@ -283,7 +283,7 @@ pub fn vm_assist(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
 /// `physdev_op(cmd, arg)`: `PHYSDEVOP_set_iopl`; device operations come with device support.
 pub fn physdev_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
     use hypercall_abi::physdev::{PHYSDEVOP_SET_IOPL, PhysdevSetIopl};
-    match u32::try_from(args[0]).map_err(|_| Errno::Enosys)? {
+    match super::lo32(args[0]) {
         PHYSDEVOP_SET_IOPL => {
             let a: PhysdevSetIopl = read_guest(cx.mem, args[1])?;
             if a.iopl > 3 {
@@ -326,6 +326,13 @@ pub fn iret(cx: &mut Ctx<'_>) -> Result<(), Crashed> {
     if ctx.flags & VGCF_IN_SYSCALL == 0 {
         f.r11 = ctx.r11;
         f.rcx = ctx.rcx;
+        // Every register must come back exactly: not through `sysret`.
+        f.vector = 0;
+    } else {
+        // Returning from a system call: the return is a `sysret`, which leaves the return
+        // RIP in rcx and the flags in r11 (as on Xen).
+        f.rcx = f.rip;
+        f.r11 = f.rflags;
     }
     f.rax = ctx.rax;
     let mask = u8::from(ctx.rflags & rflags::IF == 0);

@@ -5,7 +5,7 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::version::{self as v, XenCompileInfo, XenFeatureInfo, XenPlatformParameters};
 
 /// What Oxen reports after the version number (`XENVER_extraversion`).
-pub const EXTRAVERSION: &[u8] = b"-oxen";
+pub const EXTRAVERSION: &[u8] = b".0-oxen";
 /// Build facts for `XENVER_compile_info` and `XENVER_changeset`.
 const COMPILER: &str = "rustc (Rust 2024)";
 const CHANGESET: &str = concat!("oxen ", env!("CARGO_PKG_VERSION"));
@@ -30,7 +30,7 @@ fn fixed<const N: usize>(s: &[u8]) -> [u8; N] {
 
 /// `xen_version(cmd, arg)`.
 pub fn xen_version(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    let cmd = u32::try_from(args[0]).map_err(|_| Errno::Enosys)?;
+    let cmd = super::lo32(args[0]);
     let arg = args[1];
     let privileged = cx.dom.privileged;
     match cmd {

@@ -56,20 +56,34 @@ oxen_syscall32_entry:
     /* Copies rdx bytes from rsi to rdi; returns 0, or 1 if a fault was taken (the #PF/#GP
        handler moves rip to the fixup). One variant brackets the copy with stac/clac for CPUs
        with SMAP. */
+    /* Quadwords first, then the remaining bytes: frames and argument structures are
+       mostly whole quadwords, and a string move per byte is slow under emulation. */
     .global oxen_copy_guest
 oxen_copy_guest:
     movq %rdx, %rcx
+    shrq $3, %rcx
     .global oxen_copy_guest_insn
 oxen_copy_guest_insn:
+    rep movsq
+    movq %rdx, %rcx
+    andq $7, %rcx
+    .global oxen_copy_guest_insn2
+oxen_copy_guest_insn2:
     rep movsb
     xorl %eax, %eax
     ret
     .global oxen_copy_guest_smap
 oxen_copy_guest_smap:
     movq %rdx, %rcx
+    shrq $3, %rcx
     stac
     .global oxen_copy_guest_smap_insn
 oxen_copy_guest_smap_insn:
+    rep movsq
+    movq %rdx, %rcx
+    andq $7, %rcx
+    .global oxen_copy_guest_smap_insn2
+oxen_copy_guest_smap_insn2:
     rep movsb
     clac
     xorl %eax, %eax
@@ -100,7 +114,9 @@ unsafe extern "C" {
     fn oxen_copy_guest(dst: *mut u8, src: *const u8, len: usize) -> u64;
     fn oxen_copy_guest_smap(dst: *mut u8, src: *const u8, len: usize) -> u64;
     static oxen_copy_guest_insn: u8;
+    static oxen_copy_guest_insn2: u8;
     static oxen_copy_guest_smap_insn: u8;
+    static oxen_copy_guest_smap_insn2: u8;
     static oxen_copy_guest_fixup: u8;
     static oxen_copy_guest_fixup_nosmap: u8;
 }
@@ -109,9 +125,13 @@ static SMAP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::ne
 
 /// If `rip` is a guest-copy instruction that faulted, where to continue instead.
 pub fn copy_fixup(rip: u64) -> Option<u64> {
-    if rip == &raw const oxen_copy_guest_insn as u64 {
+    if rip == &raw const oxen_copy_guest_insn as u64
+        || rip == &raw const oxen_copy_guest_insn2 as u64
+    {
         Some(&raw const oxen_copy_guest_fixup_nosmap as u64)
-    } else if rip == &raw const oxen_copy_guest_smap_insn as u64 {
+    } else if rip == &raw const oxen_copy_guest_smap_insn as u64
+        || rip == &raw const oxen_copy_guest_smap_insn2 as u64
+    {
         Some(&raw const oxen_copy_guest_fixup as u64)
     } else {
         None

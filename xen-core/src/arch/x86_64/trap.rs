@@ -46,6 +46,11 @@ oxen_trap_save:
     call {dispatch}
     .global oxen_trap_restore
 oxen_trap_restore:
+    /* A hypercall return the runtime left marked as a syscall frame goes back with sysret:
+       rcx and r11 get the return rip and rflags (the runtime checked CS, SS and that rip is
+       canonical). Everything else returns with iretq. */
+    cmpq ${sysvec}, 120(%rsp)
+    je 4f
     popq %r15
     popq %r14
     popq %r13
@@ -70,8 +75,31 @@ oxen_iretq_to_guest:
     iretq
 3:  addq $16, %rsp
     iretq
+4:  movq 136(%rsp), %rax
+    movq %rax, 96(%rsp)
+    movq 152(%rsp), %rax
+    movq %rax, 32(%rsp)
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    swapgs
+    movq 40(%rsp), %rsp
+    sysretq
     "#,
     dispatch = sym trap_dispatch,
+    sysvec = const crate::guest::frame::VECTOR_SYSCALL,
     options(att_syntax)
 );
 

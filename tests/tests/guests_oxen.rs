@@ -112,3 +112,17 @@ fn crash_without_trap_table_on_oxen() {
         .assert_not_contains("RESULT:")
         .assert_exit(DebugExit::Dom0Crash);
 }
+
+/// With `mmu_audit`, the frame table's invariants hold when the hypercalls guest (GDTs,
+/// mappings, batches, pins) shuts down, and tearing dom0 down gives back every frame it had.
+#[test]
+fn hypercalls_leave_no_frame_behind() {
+    let out = run_guest(
+        Boot::hypervisor().append("dom0_mem=32M mmu_audit"),
+        &HYPERCALLS,
+    );
+    out.assert_contains("mmu_audit (at shutdown): OK")
+        .assert_contains("0 leaked")
+        .assert_contains("mmu_audit (after teardown): OK, no frame leaked")
+        .assert_not_contains("FATAL");
+}

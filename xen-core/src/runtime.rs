@@ -34,7 +34,16 @@ struct BootFacts {
     memory_map: Vec<hypercall_abi::memory::E820Entry>,
     /// The CPUID policy's platform facts.
     cpuid: crate::guest::cpuid::PolicyInput,
+    /// `mmu_audit`: audit the frame table regularly and count leaks at dom0's end.
+    mmu_audit: bool,
+    /// Free frames before dom0 was built, plus the boot-module frames given back after.
+    free_before_dom0: u64,
 }
+
+/// Memory hypercalls handled, for the periodic audit.
+static MMU_CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Audit after this many memory hypercalls (with `mmu_audit`).
+const AUDIT_EVERY: u64 = 4096;
 
 static FACTS: spin::Once<BootFacts> = spin::Once::new();
 
@@ -184,6 +193,7 @@ impl Platform for HwPlatform {
 pub fn start_dom0(
     built: &Built,
     nr_pages: u64,
+    audit: (bool, u64),
     cmdline: &str,
     memory_map: Vec<hypercall_abi::memory::E820Entry>,
 ) -> ! {
@@ -234,6 +244,8 @@ pub fn start_dom0(
             tsc_khz: u32::try_from(arch::time::tsc_hz() / 1000).unwrap_or(u32::MAX),
             maddr_bits: u32::from(arch::cpu::identify().phys_addr_bits),
         },
+        mmu_audit: audit.0,
+        free_before_dom0: audit.1,
     });
     *RUNTIME.lock() = Some(Runtime {
         domains: alloc::vec![dom],
@@ -294,6 +306,7 @@ fn with_current(frame: &mut Frame, f: impl FnOnce(&mut Ctx<'_>)) -> After {
     let block = cx.block;
     let state = cx.dom.state;
     if state != RunState::Running {
+        audit_teardown(cx.dom);
         let dom_id = cx.dom.id;
         let reason = cx.dom.crash_reason;
         let code = cx.dom.shutdown_code;
@@ -302,6 +315,117 @@ fn with_current(frame: &mut Frame, f: impl FnOnce(&mut Ctx<'_>)) -> After {
         domain_stopped(dom_id, state, reason, code, &frame_copy);
     }
     if block { After::Block } else { After::Return }
+}
+
+/// Whether hypercall `nr` changes memory and a periodic audit is due after it.
+fn audit_due(nr: u64) -> bool {
+    use hypercall_abi::hypercall as h;
+    let mmu = [
+        h::HYPERVISOR_MMU_UPDATE,
+        h::HYPERVISOR_MMUEXT_OP,
+        h::HYPERVISOR_UPDATE_VA_MAPPING,
+        h::HYPERVISOR_MEMORY_OP,
+        h::HYPERVISOR_MULTICALL,
+    ];
+    if !FACTS.get().is_some_and(|f| f.mmu_audit) || !mmu.iter().any(|&m| u64::from(m) == nr) {
+        return false;
+    }
+    MMU_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) % AUDIT_EVERY == AUDIT_EVERY - 1
+}
+
+/// The references the hypervisor itself holds on `dom`'s frames: page-table roots and GDT
+/// frames of every vCPU (a general and a type reference each), shared_info (general).
+fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
+    let mut held = alloc::vec![(dom.shared_info, 1, 0)];
+    for v in &dom.vcpus {
+        for m in v
+            .kernel_root
+            .iter()
+            .chain(v.user_root.iter())
+            .chain(v.gdt_frames.iter())
+        {
+            held.push((*m, 1, 1));
+        }
+    }
+    held
+}
+
+/// Checks the frame table's invariants; a violation stops the machine (it is a hypervisor bug).
+fn audit_domain(dom: &Domain, when: &str) {
+    let held = held_refs(dom);
+    let lookup = |m: Mfn| {
+        held.iter()
+            .filter(|(h, ..)| *h == m)
+            .fold((0, 0), |(g, t), (_, hg, ht)| (g + hg, t + ht))
+    };
+    let result = arch::mm::with_frame_table(|t, e| crate::mm::audit::audit(t, e, &lookup));
+    match result {
+        Some(Ok(s)) => log::info!(
+            "mmu_audit ({when}): OK: {} domain frames, {} page tables, {} free",
+            s.domain_frames,
+            s.page_tables,
+            s.free_frames
+        ),
+        Some(Err(v)) => stop_with(
+            ExitCode::Panic,
+            &alloc::format!("mmu_audit ({when}): frame table invariant broken: {v:?}"),
+        ),
+        None => {}
+    }
+}
+
+/// Takes `dom` apart: drops the hypervisor's references, then every frame the domain holds.
+/// Returns the frames that went back to the allocator.
+fn teardown(dom: &mut Domain) -> u64 {
+    let before = arch::mm::free_frame_count();
+    let id = dom.id;
+    let held = held_refs(dom);
+    arch::mm::with_frame_table(|t, e| {
+        for (m, _, typed) in &held {
+            if *typed > 0 {
+                t.put_page_and_type(&mut *e, *m);
+            } else {
+                t.put_page_env(&mut *e, *m);
+            }
+        }
+        t.relinquish(&mut *e, id);
+    });
+    for v in &mut dom.vcpus {
+        v.kernel_root = None;
+        v.user_root = None;
+        v.gdt_frames.clear();
+    }
+    arch::mm::free_frame_count().saturating_sub(before)
+}
+
+/// With `mmu_audit`: audits dom0 at its end, tears it down, and reports leaked frames.
+fn audit_teardown(dom: &mut Domain) {
+    let Some(facts) = FACTS.get().filter(|f| f.mmu_audit) else {
+        return;
+    };
+    audit_domain(dom, "at shutdown");
+    // Back on the hypervisor's own page tables: the domain's are about to go.
+    arch::guest::load_cr3(arch::mm::hypervisor_root(), true);
+    let owned = arch::mm::with_frame_table(|t, _| t.frames_of(dom.id).count() as u64).unwrap_or(0);
+    let released = teardown(dom);
+    let still = arch::mm::with_frame_table(|t, _| t.frames_of(dom.id).count() as u64).unwrap_or(0);
+    let free = arch::mm::free_frame_count();
+    let leaked = facts.free_before_dom0.saturating_sub(free);
+    log::info!(
+        "teardown: {} gave back {released} of its {owned} frames ({still} still owned); {free} frames free, {} before it was built: {leaked} leaked",
+        dom.id,
+        facts.free_before_dom0
+    );
+    let audit = arch::mm::with_frame_table(|t, e| crate::mm::audit::audit(t, e, &|_| (0, 0)));
+    if !matches!(audit, Some(Ok(_))) || leaked != 0 || still != 0 {
+        stop_with(
+            ExitCode::Panic,
+            &alloc::format!(
+                "teardown left the frame table inconsistent or leaked frames: {audit:?}"
+            ),
+        );
+    }
+    log::info!("mmu_audit (after teardown): OK, no frame leaked");
 }
 
 /// A domain stopped running. dom0's end ends the machine, with the exit code for its reason.
@@ -387,6 +511,9 @@ pub fn guest_trap(frame: &mut Frame) {
                 let (nr, args) = (cx.frame.rax, cx.frame.hypercall_args());
                 if let Completion::Value(v) = hypercall::dispatch(cx, nr, args) {
                     cx.frame.rax = v;
+                }
+                if audit_due(nr) {
+                    audit_domain(cx.dom, "periodic");
                 }
             } else {
                 deliver::user_syscall(cx, vector == VECTOR_SYSCALL32);

@@ -272,6 +272,7 @@ pub(crate) fn start(handoff: Handoff) -> ! {
             xen_l4: arch::mm::xen_l4_slots(),
         },
     };
+    let free_before = arch::mm::free_frame_count();
     let start = arch::time::now_ns();
     let built = arch::mm::with_frame_table(|t, e| {
         crate::domain::build::build(t, e, &mut || arch::mm::alloc_frames(0), &spec)
@@ -305,5 +306,11 @@ pub(crate) fn start(handoff: Handoff) -> ! {
             type_: r.kind.e820_type(),
         })
         .collect();
-    crate::runtime::start_dom0(&built, nr_pages, bi.hypervisor_cmdline(), e820)
+    crate::runtime::start_dom0(
+        &built,
+        nr_pages,
+        (opts.mmu_audit, free_before + released),
+        bi.hypervisor_cmdline(),
+        e820,
+    )
 }

@@ -6,7 +6,6 @@
 //! per-boot medians and the Oxen/Xen ratio. Under QEMU's TCG the TSC counts emulated path
 //! length, so only ratios taken in one session on the same QEMU mean anything.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -19,8 +18,21 @@ const BOOTS: usize = 3;
 /// The benchmark guests: image name and module arguments.
 const GUESTS: &[(&str, &str)] = &[("bench", "bench")];
 
-/// `name -> per-boot medians` for one hypervisor.
-type Samples = BTreeMap<String, Vec<u64>>;
+/// `(name, per-boot medians)` for one hypervisor, in the order the guest reports them.
+#[derive(Debug, Default)]
+struct Samples(Vec<(String, Vec<u64>)>);
+
+impl Samples {
+    fn push(&mut self, name: &str, v: u64) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, vs)) => vs.push(v),
+            None => self.0.push((name.to_owned(), vec![v])),
+        }
+    }
+    fn get(&self, name: &str) -> Option<&Vec<u64>> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
 
 /// Parses `BENCH <name> <median> ...` lines.
 fn parse(transcript: &str, into: &mut Samples) -> usize {
@@ -33,7 +45,7 @@ fn parse(transcript: &str, into: &mut Samples) -> usize {
         let (Some(name), Some(Ok(median))) = (w.next(), w.next().map(str::parse::<u64>)) else {
             continue;
         };
-        into.entry(name.to_owned()).or_default().push(median);
+        into.push(name, median);
         n += 1;
     }
     n
@@ -72,8 +84,8 @@ fn run(boot: Boot, what: &str, into: &mut Samples) -> Result<()> {
 pub fn bench() -> Result<()> {
     let images = paths::image_dir();
     let xen = images.join(oxen_tests::xen::IMAGE_NAME);
-    let mut oxen_s = Samples::new();
-    let mut xen_s = Samples::new();
+    let mut oxen_s = Samples::default();
+    let mut xen_s = Samples::default();
     for (guest, args) in GUESTS {
         let image = images.join(guest);
         if !image.is_file() {
@@ -140,7 +152,7 @@ pub fn bench() -> Result<()> {
         md,
         "| Path | Oxen | Xen 4.17 | Oxen / Xen |\n|---|---:|---:|---:|"
     );
-    for (name, samples) in &oxen_s {
+    for (name, samples) in &oxen_s.0 {
         let o = median(samples).unwrap_or(0);
         let x = xen_s.get(name).and_then(|s| median(s));
         let (xs, ratio) = match x {
@@ -167,10 +179,11 @@ mod tests {
 
     #[test]
     fn parses_bench_lines() {
-        let mut s = Samples::new();
+        let mut s = Samples::default();
         let t = "x\nBENCH null-hypercall 1200 (min 1100, 2000 runs)\nBENCH rdtsc 40 (min 38, 2000 runs)\nBENCH broken\n";
         assert_eq!(parse(t, &mut s), 2);
-        assert_eq!(s["null-hypercall"], vec![1200]);
+        assert_eq!(s.get("null-hypercall"), Some(&vec![1200]));
+        assert_eq!(s.0[1].0, "rdtsc", "order of appearance is kept");
         assert_eq!(median(&[5, 1, 3]), Some(3));
         assert_eq!(median(&[]), None);
     }

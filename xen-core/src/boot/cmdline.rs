@@ -215,6 +215,9 @@ pub struct Options {
     pub dom0_mem: Dom0Mem,
     /// A deliberate fault to test the fault path (`test_fault=`, testing only).
     pub test_fault: Option<TestFault>,
+    /// Check the frame table's invariants regularly and tear dom0 down at its end, counting
+    /// leaked frames (`mmu_audit`, testing and debugging).
+    pub mmu_audit: bool,
     /// Problems found while parsing.
     pub warnings: ArrayVec<Warning, MAX_WARNINGS>,
     /// Problems beyond the first [`MAX_WARNINGS`].
@@ -234,6 +237,7 @@ impl Default for Options {
             noreboot: false,
             dom0_mem: Dom0Mem::default(),
             test_fault: None,
+            mmu_audit: false,
             warnings: ArrayVec::new(),
             dropped_warnings: 0,
         }
@@ -466,6 +470,11 @@ impl Options {
             "noreboot" => {
                 if let Some(v) = self.boolean(tok, negated) {
                     self.noreboot = v;
+                }
+            }
+            "mmu_audit" => {
+                if let Some(v) = self.boolean(tok, negated) {
+                    self.mmu_audit = v;
                 }
             }
             // Oxen's console is always synchronous; Xen's switch is accepted.
@@ -749,5 +758,7 @@ mod tests {
             Some(TestFault::StackOverflow)
         );
         assert_eq!(Options::parse("test_fault=zz").test_fault, None);
+        assert!(Options::parse("mmu_audit").mmu_audit);
+        assert!(!Options::parse("mmu_audit=no").mmu_audit);
     }
 }

@@ -137,6 +137,12 @@ pub fn exception(cx: &mut Ctx<'_>, vector: u8, error: u64, cr2: u64) {
             }
         }
         13 => general_protection(cx, err32),
+        14 if error & 3 == 3
+            && cx.v().in_kernel
+            && cx
+                .dom
+                .assist(hypercall_abi::vm_assist::VMASST_TYPE_WRITABLE_PAGETABLES)
+            && emulate_pte_write(cx, cr2) => {}
         14 => {
             let user = !cx.v().in_kernel;
             let err = (err32 & !4) | if user { 4 } else { 0 };
@@ -439,4 +445,98 @@ fn write_msr(cx: &mut Ctx<'_>, idx: u32, v: u64) -> bool {
         msr::MISC_FEATURES_ENABLES => v == 0,
         _ => false,
     }
+}
+
+/// Writable page tables: the guest kernel wrote to a read-only mapping of one of its L1 page
+/// tables. If the instruction is a plain page-table write and the new entry validates, perform
+/// it and step over the instruction; otherwise the #PF goes to the guest and memory is
+/// untouched.
+fn emulate_pte_write(cx: &mut Ctx<'_>, cr2: u64) -> bool {
+    use super::ptwr::{self, WriteKind};
+    use crate::mm::frame_table::{Owner, PageType};
+    // The entry that maps the faulting address must be a present, read-only mapping of an L1
+    // table of this domain.
+    let Some((l1, idx)) = crate::hypercall::mm::l1_slot(cx, cr2) else {
+        return false;
+    };
+    let mut e = [0u8; 8];
+    if !cx
+        .plat
+        .read_machine(Paddr(l1.paddr().0 + idx as u64 * 8), &mut e)
+    {
+        return false;
+    }
+    let mapping = u64::from_le_bytes(e);
+    if mapping & hypercall_abi::mm::_PAGE_PRESENT == 0 || mapping & hypercall_abi::mm::_PAGE_RW != 0
+    {
+        return false;
+    }
+    let table = crate::types::Mfn(hypercall_abi::mm::pte_mfn(mapping));
+    let dom = cx.dom.id;
+    let mut is_l1 = false;
+    cx.plat.mm(&mut |t, _| {
+        is_l1 = t
+            .info(table)
+            .is_ok_and(|f| f.owner == Owner::Dom(dom) && f.ty == PageType::L1 && f.type_count > 0);
+    });
+    if !is_l1 {
+        return false;
+    }
+    let (bytes, n) = fetch(cx, cx.frame.rip);
+    let Some(w) = ptwr::decode(&bytes[..n]) else {
+        return false;
+    };
+    let offset = cr2 & 0xfff;
+    if !offset.is_multiple_of(u64::from(w.size)) {
+        return false;
+    }
+    let index = usize::try_from(offset / 8).unwrap_or(0);
+    let mut old = [0u8; 8];
+    if !cx
+        .plat
+        .read_machine(Paddr(table.paddr().0 + (offset & !7)), &mut old)
+    {
+        return false;
+    }
+    let old = u64::from_le_bytes(old);
+    let cur = ptwr::part(old, offset, w.size);
+    let size_mask = if w.size == 8 { u64::MAX } else { 0xffff_ffff };
+    let (value, after): (Option<u64>, Option<(u8, u64)>) = match w.kind {
+        WriteKind::Reg(r) => (Some(cx.frame.gpr(r) & size_mask), None),
+        WriteKind::Imm(v) => (Some(v & size_mask), None),
+        WriteKind::Xchg(r) => (Some(cx.frame.gpr(r) & size_mask), Some((r, cur))),
+        WriteKind::Cmpxchg(r) => {
+            if cx.frame.rax & size_mask == cur {
+                (Some(cx.frame.gpr(r) & size_mask), None)
+            } else {
+                (None, Some((0, cur)))
+            }
+        }
+    };
+    if let Some(v) = value {
+        let new = ptwr::merge(old, offset, w.size, v);
+        let ctx = crate::hypercall::mm::pt_ctx(cx);
+        let mut ok = false;
+        cx.plat.mm(&mut |t, e| {
+            ok = t
+                .update_entry(&mut &mut *e, &ctx, table, index, new, dom)
+                .is_ok();
+        });
+        if !ok {
+            return false;
+        }
+    }
+    if let Some((r, v)) = after {
+        cx.frame.set_gpr(r, v);
+    }
+    if let WriteKind::Cmpxchg(_) = w.kind {
+        const ZF: u64 = 1 << 6;
+        if value.is_some() {
+            cx.frame.rflags |= ZF
+        } else {
+            cx.frame.rflags &= !ZF
+        }
+    }
+    cx.frame.rip = cx.frame.rip.wrapping_add(w.len as u64);
+    true
 }

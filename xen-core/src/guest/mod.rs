@@ -6,3 +6,4 @@ pub mod cpuid;
 pub mod deliver;
 pub mod emulate;
 pub mod frame;
+pub mod ptwr;

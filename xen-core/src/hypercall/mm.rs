@@ -26,7 +26,8 @@ pub fn pt_ctx(cx: &Ctx<'_>) -> PtContext {
     }
 }
 
-fn mm_err(e: MmError) -> Errno {
+/// The errno a guest sees for a frame-table refusal.
+pub fn mm_err(e: MmError) -> Errno {
     match e {
         // A frame already used as something else (a page table mapped writable, ...): Xen
         // 4.17 answers -EBUSY.
@@ -65,7 +66,7 @@ fn foreign_domain(cx: &Ctx<'_>, fd: u16) -> Result<DomId, Errno> {
 }
 
 /// `(L1 frame, index)` of the entry mapping `va` in the vCPU's kernel page tables.
-fn l1_slot(cx: &mut Ctx<'_>, va: u64) -> Option<(Mfn, usize)> {
+pub fn l1_slot(cx: &mut Ctx<'_>, va: u64) -> Option<(Mfn, usize)> {
     let mut table = cx.v().kernel_root?;
     for level in (2..=4u32).rev() {
         let idx = (va >> (12 + 9 * (level - 1))) & 511;

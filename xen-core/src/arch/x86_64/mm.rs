@@ -524,6 +524,11 @@ pub fn alloc_xen_frame() -> Option<Mfn> {
     Some(mfn)
 }
 
+/// The hypervisor's own page-table root (machine address): no guest mappings.
+pub fn hypervisor_root() -> u64 {
+    ROOT.load(Ordering::Relaxed)
+}
+
 /// One past the highest machine frame the frame table covers.
 pub fn max_mfn() -> u64 {
     MAX_MFN.load(Ordering::Relaxed)

@@ -139,6 +139,17 @@ impl Platform for HwPlatform {
             log::error!("cannot map GDT frames: {e:?}");
         }
     }
+    fn ldt_area(&self) -> u64 {
+        arch::ldt_area()
+    }
+    fn map_ldt_page(&mut self, page: usize, mfn: Option<Mfn>) {
+        if let Err(e) = arch::map_ldt_page(page, mfn) {
+            log::error!("cannot map LDT page {page}: {e:?}");
+        }
+    }
+    fn load_ldt(&mut self, entries: u32) {
+        arch::load_ldt(entries);
+    }
     fn seg_bases(&self) -> (u64, u64) {
         (
             arch::guest::guest_active_gs_base(),
@@ -333,8 +344,8 @@ fn audit_due(nr: u64) -> bool {
     MMU_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) % AUDIT_EVERY == AUDIT_EVERY - 1
 }
 
-/// The references the hypervisor itself holds on `dom`'s frames: page-table roots and GDT
-/// frames of every vCPU (a general and a type reference each), shared_info (general).
+/// The references the hypervisor itself holds on `dom`'s frames: page-table roots, GDT and
+/// LDT-shadow frames of every vCPU (a general and a type reference each), shared_info (general).
 fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
     let mut held = alloc::vec![(dom.shared_info, 1, 0)];
     for v in &dom.vcpus {
@@ -343,6 +354,7 @@ fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
             .iter()
             .chain(v.user_root.iter())
             .chain(v.gdt_frames.iter())
+            .chain(v.ldt_frames.iter().flatten())
         {
             held.push((*m, 1, 1));
         }
@@ -394,7 +406,14 @@ fn teardown(dom: &mut Domain) -> u64 {
         v.kernel_root = None;
         v.user_root = None;
         v.gdt_frames.clear();
+        v.ldt_frames = [None; crate::guest::ldt::LDT_PAGES];
     }
+    // This CPU no longer shows the domain's descriptor pages.
+    arch::load_ldt(0);
+    for page in 0..crate::guest::ldt::LDT_PAGES {
+        let _ = arch::map_ldt_page(page, None);
+    }
+    let _ = arch::gdt_load_guest_frames(&[]);
     arch::mm::free_frame_count().saturating_sub(before)
 }
 
@@ -564,7 +583,16 @@ pub fn before_guest_return(_frame: &mut Frame) {}
 /// loaded. Deliver the failsafe callback, as Xen does.
 pub fn guest_return_faulted(frame: &mut Frame) {
     let mut ctx = arch::failed_iret_context(frame);
+    // The CPU may fault reading the guest's CS or SS descriptor from an LDT page not yet in
+    // the shadow.
+    let ldt_offset = (frame.vector == 14)
+        .then(|| arch::cpu::read_cr2().wrapping_sub(arch::ldt_area()))
+        .filter(|&o| o < crate::guest::ldt::LDT_BYTES);
     let after = with_current(&mut ctx, |cx| {
+        if ldt_offset.is_some_and(|o| crate::guest::ldt::map_shadow(cx, o)) {
+            // The selector's descriptor is mapped now: return again.
+            return;
+        }
         let failsafe = cx.v().callbacks.failsafe;
         // The interrupted selectors cannot be reloaded; the data selectors are reported as 0.
         if !deliver::bounce(

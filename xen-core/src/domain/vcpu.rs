@@ -102,6 +102,9 @@ pub struct Vcpu {
     pub gdt_entries: u32,
     /// LDT linear address and entry count.
     pub ldt: (u64, u32),
+    /// Guest frames shown in the LDT shadow, by shadow page (each holds a general and a
+    /// descriptor-page type reference).
+    pub ldt_frames: [Option<Mfn>; crate::guest::ldt::LDT_PAGES],
     /// Debug registers DR0–DR7.
     pub debugreg: [u64; 8],
     /// An NMI is being handled (further NMIs held until the `iret` hypercall).
@@ -137,6 +140,7 @@ impl Vcpu {
             gdt_frames: ArrayVec::new(),
             gdt_entries: 0,
             ldt: (0, 0),
+            ldt_frames: [None; crate::guest::ldt::LDT_PAGES],
             debugreg,
             nmi_masked: false,
             dirty: HwDirty::all() - HwDirty::FLUSH,

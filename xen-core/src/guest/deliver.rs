@@ -137,21 +137,14 @@ pub fn exception(cx: &mut Ctx<'_>, vector: u8, error: u64, cr2: u64) {
             }
         }
         13 => general_protection(cx, err32),
+        14 if super::ldt::guest_fault(cx, cr2, error) => {}
         14 if error & 3 == 3
             && cx.v().in_kernel
             && cx
                 .dom
                 .assist(hypercall_abi::vm_assist::VMASST_TYPE_WRITABLE_PAGETABLES)
             && emulate_pte_write(cx, cr2) => {}
-        14 => {
-            let user = !cx.v().in_kernel;
-            let err = (err32 & !4) | if user { 4 } else { 0 };
-            cx.v().cr2 = cr2;
-            let id = cx.v().id;
-            let pa = Paddr(cx.dom.vcpu_info_addr(id) + VCPU_INFO_CR2);
-            cx.plat.write_machine(pa, &cr2.to_le_bytes());
-            deliver_exception(cx, 14, Some(err));
-        }
+        14 => page_fault(cx, cr2, error),
         7 => {
             // The guest's virtual CR0.TS was set: it gets #NM, and TS is cleared as it is
             // delivered (as Xen does, saving the guest a `clts`).
@@ -173,6 +166,19 @@ pub fn exception(cx: &mut Ctx<'_>, vector: u8, error: u64, cr2: u64) {
             deliver_exception(cx, v, code);
         }
     }
+}
+
+/// Delivers a page fault at `cr2` to the guest: the user bit of the error code says whether
+/// the guest was in user mode (not the hardware's view), and the virtual CR2 (also in the
+/// vCPU's `vcpu_info`) holds the address.
+pub fn page_fault(cx: &mut Ctx<'_>, cr2: u64, error: u64) {
+    let user = !cx.v().in_kernel;
+    let err = ((error & 0xffff_ffff) as u32 & !4) | if user { 4 } else { 0 };
+    cx.v().cr2 = cr2;
+    let id = cx.v().id;
+    let pa = Paddr(cx.dom.vcpu_info_addr(id) + VCPU_INFO_CR2);
+    cx.plat.write_machine(pa, &cr2.to_le_bytes());
+    deliver_exception(cx, 14, Some(err));
 }
 
 /// `syscall` from guest user mode (or compatibility mode): to the kernel's callback, or #UD

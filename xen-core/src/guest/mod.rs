@@ -6,4 +6,5 @@ pub mod cpuid;
 pub mod deliver;
 pub mod emulate;
 pub mod frame;
+pub mod ldt;
 pub mod ptwr;

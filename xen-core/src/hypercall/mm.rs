@@ -382,8 +382,7 @@ fn mmuext_one(cx: &mut Ctx<'_>, fd: DomId, op: m::MmuextOp) -> Result<(), Errno>
             Ok(())
         }
         m::MmuextCmd::MarkSuper | m::MmuextCmd::UnmarkSuper => Err(Errno::Eopnotsupp),
-        // LDTs arrive with the MMU work that maps them lazily.
-        m::MmuextCmd::SetLdt => Err(Errno::Enosys),
+        m::MmuextCmd::SetLdt => crate::guest::ldt::set_ldt(cx, fd, op.arg1, super::lo32(op.arg2)),
     }
 }
 

@@ -78,6 +78,12 @@ pub trait Platform {
     fn invlpg(&mut self, va: u64);
     /// Shows GDT frames in this CPU's GDT.
     fn load_gdt(&mut self, frames: &[Mfn]);
+    /// Where this CPU's LDT shadow starts.
+    fn ldt_area(&self) -> u64;
+    /// Shows `mfn` as page `page` of this CPU's LDT shadow (`None`: not present).
+    fn map_ldt_page(&mut self, page: usize, mfn: Option<Mfn>);
+    /// Loads an LDT of `entries` descriptors based at the shadow (0: no LDT).
+    fn load_ldt(&mut self, entries: u32);
     /// The guest's active GS base and FS base as the hardware holds them.
     fn seg_bases(&self) -> (u64, u64);
     /// Sets the guest's active GS base.

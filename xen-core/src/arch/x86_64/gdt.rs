@@ -26,6 +26,8 @@ pub const RING3_DS: u16 = 0xe02b;
 pub const RING3_CS64: u16 = 0xe033;
 /// The TSS.
 pub const TSS_SEL: u16 = 0xe040;
+/// The guest's LDT (a 16-byte system descriptor, rewritten whenever the LDT changes).
+pub const LDT_SEL: u16 = 0xe050;
 /// The per-CPU marker (limit = CPU number).
 pub const PERCPU_SEL: u16 = 0xe060;
 
@@ -156,10 +158,15 @@ pub fn init_boot_cpu() {
     }
 }
 
-/// Where this CPU's GDT area starts (16 GDT pages, then 16 pages reserved for the LDT).
+/// Where this CPU's GDT area starts (16 GDT pages, then 16 pages for the LDT shadow).
 fn area(cpu: u64) -> u64 {
     crate::layout::PERDOMAIN_VIRT_START + cpu * 0x20000
 }
+
+/// First page of the LDT shadow within the area.
+const LDT_FIRST_PAGE: u64 = 16;
+/// Pages of the LDT shadow (8192 descriptors).
+pub const LDT_PAGES: usize = 16;
 
 /// A frame of zeros, mapped read-only wherever the GDT has no guest page.
 static ZERO_FRAME: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -168,22 +175,22 @@ const GDT_PAGE_FLAGS: u64 =
     super::mm::pte::RW | super::mm::pte::NX | super::mm::pte::A | super::mm::pte::D;
 const ZERO_PAGE_FLAGS: u64 = super::mm::pte::NX | super::mm::pte::A;
 
-/// Moves this CPU's GDT into its area in the per-domain slot (after memory setup).
+/// Moves this CPU's GDT into its area in the per-domain slot (after memory setup). The LDT
+/// shadow pages start out not present: a guest's LDT page is mapped when the CPU first
+/// touches it (see [`map_ldt_page`]).
 pub fn init_area() -> Result<(), super::mm::MapError> {
     use crate::types::Paddr;
     let zero = super::mm::alloc_xen_frame().ok_or(super::mm::MapError::NoMemory)?;
     ZERO_FRAME.store(zero.paddr().0, core::sync::atomic::Ordering::Relaxed);
     let base = area(0);
-    // Create the tables for the whole 32-page area, then point every page where it belongs.
-    super::mm::map_fresh(base, 32 * 4096, ZERO_PAGE_FLAGS)?;
     let reserved = GDT_RESERVED.0.get() as u64 - crate::layout::IMAGE_VIRT_OFFSET;
-    for page in 0..32u64 {
+    for page in 0..16u64 {
         let (pa, flags) = if page == 14 {
             (Paddr(reserved), GDT_PAGE_FLAGS)
         } else {
             (zero.paddr(), ZERO_PAGE_FLAGS)
         };
-        super::mm::remap_4k(base + page * 4096, pa, flags)?;
+        super::mm::map_4k(base + page * 4096, pa, flags)?;
     }
     #[repr(C, packed)]
     struct Gdtr {
@@ -213,4 +220,50 @@ pub fn load_guest_frames(frames: &[crate::types::Mfn]) -> Result<(), super::mm::
         }
     }
     Ok(())
+}
+
+/// Where this CPU's LDT shadow starts: the linear base of the LDT descriptor.
+pub fn ldt_area() -> u64 {
+    area(0) + LDT_FIRST_PAGE * 4096
+}
+
+/// Shows the guest frame `mfn` (a validated descriptor page) as page `page` of this CPU's LDT
+/// shadow, or (`None`) makes that page not present again.
+pub fn map_ldt_page(
+    page: usize,
+    mfn: Option<crate::types::Mfn>,
+) -> Result<(), super::mm::MapError> {
+    if page >= LDT_PAGES {
+        return Err(super::mm::MapError::Unavailable);
+    }
+    let va = ldt_area() + page as u64 * 4096;
+    match mfn {
+        Some(m) => super::mm::remap_4k(va, m.paddr(), GDT_PAGE_FLAGS),
+        None => super::mm::unmap_4k(va),
+    }
+}
+
+/// Loads an LDT of `entries` descriptors (0: no LDT) based at this CPU's shadow.
+pub fn load_ldt(entries: u32) {
+    if entries == 0 {
+        // SAFETY: a null LDT selector is always valid; no loaded selector refers to the LDT
+        // from hypervisor code.
+        unsafe { core::arch::asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags)) };
+        return;
+    }
+    let limit = entries.min(8192) * 8 - 1;
+    let base = ldt_area();
+    let low = u64::from(limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x82 << 40) // present, DPL 0, type 2: LDT
+        | (u64::from((limit >> 16) & 0xf) << 48)
+        | (((base >> 24) & 0xff) << 56);
+    let g = GDT_RESERVED.0.get();
+    // SAFETY: only this CPU uses its reserved GDT page; the LDT entries are not in use by a
+    // loaded selector while they are rewritten (LDTR is reloaded right after).
+    unsafe {
+        (*g)[index(LDT_SEL)] = low;
+        (*g)[index(LDT_SEL) + 1] = base >> 32;
+        core::arch::asm!("lldt {0:x}", in(reg) LDT_SEL, options(nostack, preserves_flags));
+    }
 }

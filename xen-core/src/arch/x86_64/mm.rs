@@ -465,6 +465,18 @@ pub fn map_mmio(pa: Paddr, len: u64) -> Result<u64, MapError> {
 /// Replaces the 4 KiB leaf mapping `va` (whose tables exist) with `pa` and `flags`, and
 /// flushes it from this CPU's TLB.
 pub fn remap_4k(va: u64, pa: Paddr, flags: u64) -> Result<(), MapError> {
+    set_leaf_4k(va, pa.page_down().0 | flags | pte::P)
+}
+
+/// Removes the 4 KiB leaf mapping `va` (whose tables exist) and flushes it from this CPU's
+/// TLB.
+pub fn unmap_4k(va: u64) -> Result<(), MapError> {
+    set_leaf_4k(va, 0)
+}
+
+/// Writes the leaf entry for `va` in the hypervisor's tables (which must exist down to the
+/// L1) and flushes it.
+fn set_leaf_4k(va: u64, entry: u64) -> Result<(), MapError> {
     let root = ROOT.load(Ordering::Relaxed);
     if root == 0 {
         return Err(MapError::Unavailable);
@@ -482,9 +494,15 @@ pub fn remap_4k(va: u64, pa: Paddr, flags: u64) -> Result<(), MapError> {
     let idx = ((va >> 12) & 511) as usize;
     // SAFETY: `t` is the hypervisor-owned L1 covering `va`; only the current CPU edits it
     // (the areas remapped here are per-CPU).
-    unsafe { table(t)[idx] = pa.page_down().0 | flags | pte::P };
+    unsafe { table(t)[idx] = entry };
     x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
     Ok(())
+}
+
+/// Maps the 4 KiB page `va` (not mapped yet) to `pa` with `flags`, creating the tables.
+pub fn map_4k(va: u64, pa: Paddr, flags: u64) -> Result<(), MapError> {
+    let root = Paddr(ROOT.load(Ordering::Relaxed)).frame();
+    map_one(root, va, pa.page_down().0, 1, flags)
 }
 
 /// Maps `len` bytes of fresh zeroed hypervisor frames at `va` (4 KiB pages, `flags`).

@@ -23,6 +23,8 @@ pub fn gdt_load_guest_frames(frames: &[crate::types::Mfn]) -> Result<(), mm::Map
     gdt::load_guest_frames(frames)
 }
 
+pub use gdt::{ldt_area, load_ldt, map_ldt_page};
+
 /// Moves this CPU's GDT to its remappable area (after memory setup).
 pub fn gdt_init_area() -> Result<(), mm::MapError> {
     gdt::init_area()

@@ -22,7 +22,7 @@ fn main(si: StartInfo) -> ! {
     println!("hypercalls: every hypercall of the first PV domain, with its error paths");
     let mut c = Checks::new();
     c.eq("set_trap_table with the kit's stubs", traps::init(), Ok(0));
-    guest_support::catch::install(&[0, 6, 13, 14]);
+    guest_support::catch::install(&[0, 6, 11, 13, 14]);
 
     simple::console(&mut c);
     simple::version(&mut c);
@@ -34,6 +34,7 @@ fn main(si: StartInfo) -> ! {
     simple::iret(&mut c);
     segments::segment_base(&mut c);
     segments::gdt(&mut c);
+    segments::ldt(&mut c);
     memory::mappings(&mut c, &si);
     memory::memory_op(&mut c, &si);
     emulation::cpuid(&mut c);

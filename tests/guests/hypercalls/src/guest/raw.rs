@@ -156,6 +156,57 @@ pub fn iret_here(if_flag: bool, flags: u64) -> AfterIret {
     }
 }
 
+/// Returns through the `iret` hypercall to the next instruction with code selector `cs`
+/// (RPL 0: guest kernel mode), reads CS there, and returns to the flat kernel selector the
+/// same way. Returns the CS seen in between.
+pub fn iret_through_cs(cs: u16) -> u16 {
+    let stub = hypercall::iret_stub();
+    let got: u64;
+    // SAFETY: two valid iret frames built below everything live on the current stack, each
+    // returning to the next label with the same stack pointer and flags; the code between
+    // them runs in a 64-bit code segment with the flat one's attributes. rax, rcx and r11 are
+    // declared clobbered.
+    unsafe {
+        asm!(
+            "mov {sp}, rsp",
+            "lea {tgt}, [rip + 2f]",
+            "pushfq",
+            "pop {fl}",
+            "push 0xe02b",
+            "push {sp}",
+            "push {fl}",
+            "push {cs}",
+            "push {tgt}",
+            "push 0",
+            "jmp {stub}",
+            "2:",
+            "mov {got:e}, cs",
+            "mov {sp}, rsp",
+            "lea {tgt}, [rip + 3f]",
+            "pushfq",
+            "pop {fl}",
+            "push 0xe02b",
+            "push {sp}",
+            "push {fl}",
+            "push 0xe030",
+            "push {tgt}",
+            "push 0",
+            "jmp {stub}",
+            "3:",
+            sp = out(reg) _,
+            tgt = out(reg) _,
+            fl = out(reg) _,
+            got = out(reg) got,
+            cs = in(reg) u64::from(cs),
+            stub = in(reg) stub,
+            out("rax") _,
+            out("rcx") _,
+            out("r11") _,
+        );
+    }
+    (got & 0xffff) as u16
+}
+
 /// Reads the quadword at `%fs:offset`.
 pub fn read_fs(offset: u64) -> u64 {
     let value: u64;
@@ -283,6 +334,26 @@ pub fn mmuext_op(ops: &[pv_guest_kit::abi::mm::MmuextOp]) -> Result<u32, pv_gues
     // SAFETY: the operations flush TLBs, reload the current root, set the user root to the
     // kernel's own L4 or none, or are refused; none changes a mapping Rust code uses.
     unsafe { hypercall::mm::mmuext_op(ops) }
+}
+
+/// `mmuext_op` naming foreign domain `domid` (requests the hypervisor refuses).
+pub fn mmuext_op_foreign(
+    ops: &[pv_guest_kit::abi::mm::MmuextOp],
+    domid: u16,
+) -> Result<u64, pv_guest_kit::Errno> {
+    let mut done: u32 = 0;
+    // SAFETY: the hypervisor reads the operations and writes `done`; the callers pass only
+    // requests it refuses, which change nothing.
+    let ret = unsafe {
+        hypercall::hypercall4(
+            pv_guest_kit::abi::hypercall::HYPERVISOR_MMUEXT_OP,
+            ops.as_ptr() as u64,
+            ops.len() as u64,
+            core::ptr::from_mut(&mut done) as u64,
+            u64::from(domid),
+        )
+    };
+    pv_guest_kit::errno::result_from_ret(ret)
 }
 
 /// `update_descriptor` on the tests' descriptor pages (or a leaked heap page).

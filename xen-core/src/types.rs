@@ -32,6 +32,26 @@ pub struct Pfn(pub u64);
 #[repr(transparent)]
 pub struct DomId(pub u16);
 
+/// An event-channel port of a domain (Xen's `evtchn_port_t`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
+#[repr(transparent)]
+pub struct Port(pub u32);
+
+/// A vCPU of a domain: the domain and the vCPU's number in it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct VcpuRef {
+    /// The domain.
+    pub dom: DomId,
+    /// The vCPU number (0-based) within the domain.
+    pub vcpu: u32,
+}
+
+impl fmt::Display for VcpuRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}v{}", self.dom, self.vcpu)
+    }
+}
+
 impl Paddr {
     /// The frame containing this address.
     pub const fn frame(self) -> Mfn {

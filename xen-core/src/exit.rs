@@ -43,6 +43,15 @@ impl ExitCode {
         }
     }
 
+    /// The exit code for dom0 shutting down with the raw code `code`: a reason Xen does not
+    /// name halts the machine the way a crash does (Xen's `hwdom_shutdown` default case).
+    pub fn for_dom0_shutdown_code(code: u8) -> ExitCode {
+        match ShutdownReason::try_from(u32::from(code)) {
+            Ok(r) => ExitCode::for_dom0_shutdown(r),
+            Err(_) => ExitCode::Dom0Crash,
+        }
+    }
+
     /// The value written to the device.
     pub const fn value(self) -> u32 {
         self as u32
@@ -82,5 +91,15 @@ mod tests {
             ExitCode::for_dom0_shutdown(ShutdownReason::Crash),
             ExitCode::Dom0Crash
         );
+    }
+
+    #[test]
+    fn raw_shutdown_codes() {
+        assert_eq!(ExitCode::for_dom0_shutdown_code(0), ExitCode::Dom0Poweroff);
+        assert_eq!(ExitCode::for_dom0_shutdown_code(3), ExitCode::Dom0Crash);
+        assert_eq!(ExitCode::for_dom0_shutdown_code(5), ExitCode::Dom0SoftReset);
+        // Codes Xen does not name halt like a crash.
+        assert_eq!(ExitCode::for_dom0_shutdown_code(6), ExitCode::Dom0Crash);
+        assert_eq!(ExitCode::for_dom0_shutdown_code(255), ExitCode::Dom0Crash);
     }
 }

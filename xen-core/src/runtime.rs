@@ -447,19 +447,26 @@ fn audit_teardown(dom: &mut Domain) {
     log::info!("mmu_audit (after teardown): OK, no frame leaked");
 }
 
+/// The name of a shutdown code (`SHUTDOWN_*`), or "unknown reason N".
+fn shutdown_name(code: u8) -> alloc::borrow::Cow<'static, str> {
+    match hypercall_abi::sched::ShutdownReason::try_from(u32::from(code)) {
+        Ok(r) => alloc::borrow::Cow::Borrowed(r.name()),
+        Err(_) => alloc::borrow::Cow::Owned(alloc::format!("unknown reason {code}")),
+    }
+}
+
 /// A domain stopped running. dom0's end ends the machine, with the exit code for its reason.
 fn domain_stopped(
     dom: DomId,
     state: RunState,
     reason: Option<&'static str>,
-    code: Option<hypercall_abi::sched::ShutdownReason>,
+    code: Option<u8>,
     frame: &Frame,
 ) -> ! {
-    use hypercall_abi::sched::ShutdownReason;
     let exit = match state {
         RunState::Shutdown(r) => {
-            log::info!("{dom} shut down: {}", r.name());
-            ExitCode::for_dom0_shutdown(r)
+            log::info!("{dom} shut down: {}", shutdown_name(r));
+            ExitCode::for_dom0_shutdown_code(r)
         }
         RunState::Crashed => {
             let e = |a: core::fmt::Arguments<'_>| arch::console::emergency(a);
@@ -497,7 +504,9 @@ fn domain_stopped(
                 frame.r13, frame.r14, frame.r15
             ));
             // A domain that recorded a shutdown code reports it instead of plain "crash".
-            ExitCode::for_dom0_shutdown(code.unwrap_or(ShutdownReason::Crash))
+            ExitCode::for_dom0_shutdown_code(
+                code.unwrap_or(hypercall_abi::sched::ShutdownReason::Crash as u8),
+            )
         }
         RunState::Running => ExitCode::Panic,
     };

@@ -8,7 +8,6 @@ pub mod vcpu;
 
 use crate::types::{DomId, Mfn};
 use alloc::vec::Vec;
-use hypercall_abi::sched::ShutdownReason;
 use vcpu::Vcpu;
 
 /// How a domain is doing.
@@ -16,8 +15,9 @@ use vcpu::Vcpu;
 pub enum RunState {
     /// Running (or runnable).
     Running,
-    /// Shut down by itself (or by the toolstack), for this reason.
-    Shutdown(ShutdownReason),
+    /// Shut down by itself (or by the toolstack), for this `SHUTDOWN_*` code (Xen passes any
+    /// 8-bit value through; [`hypercall_abi::sched::ShutdownReason`] names the known ones).
+    Shutdown(u8),
     /// Crashed by the hypervisor.
     Crashed,
 }
@@ -41,8 +41,9 @@ pub struct Domain {
     pub state: RunState,
     /// Why the hypervisor crashed the domain, if it did.
     pub crash_reason: Option<&'static str>,
-    /// The reason recorded by `SCHEDOP_shutdown_code`, used if it later shuts down without one.
-    pub shutdown_code: Option<ShutdownReason>,
+    /// The code recorded by `SCHEDOP_shutdown_code` (the first one sticks); it replaces the
+    /// reason of any later shutdown or crash, as in Xen.
+    pub shutdown_code: Option<u8>,
     /// Pages allocated.
     pub tot_pages: u64,
     /// Most pages it may have.

@@ -136,7 +136,7 @@ fn reservation(cx: &mut Ctx<'_>, op: u32, start: u64, arg: u64) -> HcResult {
     let pages = 1u64 << r.extent_order;
     let mut i = start;
     while i < r.nr_extents {
-        if i - start >= EXTENTS_PER_CALL && !cx.in_multicall {
+        if i - start >= EXTENTS_PER_CALL {
             let cmd = (i << MEMOP_EXTENT_SHIFT) | u64::from(op);
             cx.continue_with(
                 hypercall_abi::hypercall::HYPERVISOR_MEMORY_OP,
@@ -209,7 +209,9 @@ fn take(cx: &mut Ctx<'_>, order: u32, addr_bits: u32) -> Option<Mfn> {
             for k in 0..pages {
                 let m = Mfn(first.0 + k);
                 if t.info(m).is_ok_and(|f| f.owner == Owner::Dom(dom)) {
-                    let _ = t.release_allocation(m);
+                    if t.release_allocation(m) {
+                        e.freed(m);
+                    }
                 } else {
                     e.freed(m);
                 }

@@ -86,19 +86,28 @@ pub fn l1_slot(cx: &mut Ctx<'_>, va: u64) -> Option<(Mfn, usize)> {
     Some((table, ((va >> 12) & 511) as usize))
 }
 
-/// Flushes as `update_va_mapping`'s flags ask. Every vCPU of a domain runs on this CPU for
-/// now, so "all" and "multi" scopes are this CPU's flush too (the bitmap is still read).
-fn uvmf_flush(cx: &mut Ctx<'_>, va: u64, flags: u64) -> Result<(), Errno> {
-    let (flush, scope) = m::decode_uvmf(flags).map_err(|_| Errno::Einval)?;
-    if let m::UvmfScope::Multi(ptr) = scope {
-        let _mask: u64 = read_guest(cx.mem, ptr)?;
+/// Flushes as `update_va_mapping`'s flags ask, after the update (whose result is `rc`),
+/// exactly as Xen orders it: the flush happens even when the update failed; flush type 3 and
+/// `UVMF_NONE` do nothing; a scope other than `UVMF_LOCAL` (0) or `UVMF_ALL` (4) is a pointer
+/// to a vCPU mask, and reading it *replaces* the update's result (0, or `-EFAULT`) — a Xen
+/// quirk guests may rely on. Every vCPU of a domain runs on this CPU for now, so every scope
+/// flushes this CPU. Guest user mappings are global, so a TLB flush includes global entries.
+fn uvmf_flush(cx: &mut Ctx<'_>, va: u64, flags: u64, rc: HcResult) -> HcResult {
+    let kind = flags & m::UVMF_FLUSHTYPE_MASK;
+    if kind != m::UVMF_TLB_FLUSH && kind != m::UVMF_INVLPG {
+        return rc;
     }
-    match flush {
-        m::UvmfFlush::None => {}
-        m::UvmfFlush::TlbFlush => cx.plat.flush_tlb(false),
-        m::UvmfFlush::Invlpg => cx.plat.invlpg(va),
+    let mut rc = rc;
+    let scope = flags & !m::UVMF_FLUSHTYPE_MASK;
+    if scope != m::UVMF_LOCAL && scope != m::UVMF_ALL {
+        rc = read_guest::<u64>(cx.mem, scope).map(|_| 0);
     }
-    Ok(())
+    if kind == m::UVMF_TLB_FLUSH {
+        cx.plat.flush_tlb(true);
+    } else {
+        cx.plat.invlpg(va);
+    }
+    rc
 }
 
 /// `update_va_mapping(va, val, flags)` and `update_va_mapping_otherdomain(..., domid)`.
@@ -108,19 +117,25 @@ pub fn update_va_mapping(cx: &mut Ctx<'_>, args: [u64; 5], other: Option<u16>) -
         Some(d) => foreign_domain(cx, d)?,
         None => cx.dom.id,
     };
+    let rc = update_va(cx, va, val, fd);
+    uvmf_flush(cx, va, flags, rc)
+}
+
+/// The update part of `update_va_mapping`: `-EINVAL` unless `va`'s L1 exists and is an L1.
+fn update_va(cx: &mut Ctx<'_>, va: u64, val: u64, fd: DomId) -> HcResult {
     if hypercall_abi::mm::in_hypervisor_hole(va) {
         return Err(Errno::Einval);
     }
     let (l1, idx) = l1_slot(cx, va).ok_or(Errno::Einval)?;
     let ctx = pt_ctx(cx);
-    let r = with_mm(cx, Err(MmError::BadState(l1)), |t, e| {
+    let r = with_mm(cx, Err(Errno::Einval), |t, e| {
         if t.info(l1).map(|f| f.ty) != Ok(PageType::L1) {
-            return Err(MmError::TypeConflict(l1));
+            return Err(Errno::Einval);
         }
         t.update_entry(&mut &mut *e, &ctx, l1, idx, val, fd)
+            .map_err(mm_err)
     });
-    r.map_err(mm_err)?;
-    uvmf_flush(cx, va, flags)?;
+    r?;
     Ok(0)
 }
 
@@ -165,7 +180,7 @@ pub fn mmu_update(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             let rest = (count - i) | MMU_UPDATE_PREEMPTED;
             cx.continue_with(
                 hypercall_abi::hypercall::HYPERVISOR_MMU_UPDATE,
-                [reqs + i * 16, rest, done_va, fdom, 0],
+                [reqs.wrapping_add(i * 16), rest, done_va, fdom, 0],
             );
             return Ok(0);
         }
@@ -202,7 +217,7 @@ fn mmu_update_one(
                 let mut val = req.val;
                 if preserve {
                     let ad = m::_PAGE_ACCESSED | m::_PAGE_DIRTY;
-                    val = (val & !ad) | (e.read(table, idx) & ad);
+                    val |= e.read(table, idx) & ad;
                 }
                 t.update_entry(&mut &mut *e, &ctx, table, idx, val, fd)
             })
@@ -240,15 +255,16 @@ fn set_root(cx: &mut Ctx<'_>, mfn: Option<Mfn>, user: bool) -> Result<(), Errno>
         };
         core::mem::replace(slot, mfn)
     };
-    if let Some(old) = old {
-        with_mm(cx, (), |t, e| t.put_page_and_type(&mut &mut *e, old));
-    }
     let v = cx.v();
     if v.in_kernel != user
         && let Some(root) = v.current_root()
     {
         // The active root changed: switch now, flushing global (user) entries too.
         cx.plat.load_cr3(root.paddr().0, true);
+    }
+    // Only now, with no CPU using it, can the old root lose its references.
+    if let Some(old) = old {
+        with_mm(cx, (), |t, e| t.put_page_and_type(&mut &mut *e, old));
     }
     Ok(())
 }
@@ -270,7 +286,7 @@ pub fn mmuext_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             let rest = (count - i) | MMU_UPDATE_PREEMPTED;
             cx.continue_with(
                 hypercall_abi::hypercall::HYPERVISOR_MMUEXT_OP,
-                [ops + i * 24, rest, done_va, fdom, 0],
+                [ops.wrapping_add(i * 24), rest, done_va, fdom, 0],
             );
             return Ok(0);
         }
@@ -329,7 +345,7 @@ fn mmuext_one(cx: &mut Ctx<'_>, fd: DomId, op: m::MmuextOp) -> Result<(), Errno>
         }
         m::MmuextCmd::TlbFlushLocal | m::MmuextCmd::TlbFlushAll => {
             self_only(cx)?;
-            cx.plat.flush_tlb(false);
+            cx.plat.flush_tlb(true);
             Ok(())
         }
         m::MmuextCmd::InvlpgLocal | m::MmuextCmd::InvlpgAll => {
@@ -341,7 +357,7 @@ fn mmuext_one(cx: &mut Ctx<'_>, fd: DomId, op: m::MmuextOp) -> Result<(), Errno>
             self_only(cx)?;
             let _mask: u64 = read_guest(cx.mem, op.arg2)?;
             if cmd == m::MmuextCmd::TlbFlushMulti {
-                cx.plat.flush_tlb(false);
+                cx.plat.flush_tlb(true);
             } else {
                 cx.plat.invlpg(op.arg1);
             }

@@ -131,7 +131,8 @@ pub struct Ctx<'a> {
     pub continuation: bool,
     /// Set by `SCHEDOP_block`: block the vCPU until an event arrives.
     pub block: bool,
-    /// Inside a `multicall`: handlers complete their work instead of continuing later.
+    /// Inside a `multicall` (a nested multicall is refused; a continued entry continues the
+    /// multicall).
     pub in_multicall: bool,
 }
 
@@ -260,6 +261,25 @@ fn multicall(cx: &mut Ctx<'_>, args: [u64; 5]) -> Completion {
         } else {
             dispatch(cx, e.op, a)
         };
+        if cx.continuation {
+            // The entry was preempted (a long mmu_update batch): its new arguments go back
+            // into the entry, and the multicall itself continues from this entry.
+            cx.in_multicall = false;
+            let f = &*cx.frame;
+            let new_args = [f.rdi, f.rsi, f.rdx, f.r10, f.r8];
+            let mut entry = e;
+            entry.args[..5].copy_from_slice(&new_args);
+            if write_guest(cx.mem, at, &entry).is_err() {
+                // The list was readable a moment ago; if it is gone, fail the multicall.
+                cx.continuation = false;
+                cx.frame.rip = cx.frame.rip.wrapping_add(2);
+                return Completion::Value(Errno::Efault.as_rax());
+            }
+            cx.frame.rax = u64::from(hypercall_abi::hypercall::HYPERVISOR_MULTICALL);
+            cx.frame.rdi = at;
+            cx.frame.rsi = nr - i;
+            return Completion::FrameSet;
+        }
         let Completion::Value(v) = result else {
             // iret: the frame is the guest's now; nothing more of the batch runs.
             cx.in_multicall = false;

@@ -4,7 +4,7 @@ use super::{Ctx, HcResult, read_guest};
 use crate::domain::RunState;
 use crate::types::Paddr;
 use hypercall_abi::errno::Errno;
-use hypercall_abi::sched::{self as s, SchedRemoteShutdown, SchedShutdown, ShutdownReason};
+use hypercall_abi::sched::{self as s, SchedRemoteShutdown, SchedShutdown};
 
 /// Offset of `evtchn_upcall_pending` in `vcpu_info`.
 pub const VCPU_INFO_PENDING: u64 = 0;
@@ -27,12 +27,19 @@ pub fn set_vcpu_info_byte(cx: &mut Ctx<'_>, offset: u64, value: u8) {
     cx.plat.write_machine(pa, &[value]);
 }
 
-/// Shuts the calling domain down with `reason` (the runtime acts on the new state).
-fn shutdown(cx: &mut Ctx<'_>, reason: ShutdownReason) -> HcResult {
+/// Shuts the calling domain down with `reason` (the runtime acts on the new state). A code
+/// recorded earlier with `SCHEDOP_shutdown_code` replaces the reason, as in Xen.
+fn shutdown(cx: &mut Ctx<'_>, reason: u8) -> HcResult {
     if cx.dom.state == RunState::Running {
-        cx.dom.state = RunState::Shutdown(reason);
+        let code = *cx.dom.shutdown_code.get_or_insert(reason);
+        cx.dom.state = RunState::Shutdown(code);
     }
     Ok(0)
+}
+
+/// The 8-bit shutdown code Xen takes from a 32-bit reason argument.
+fn reason_code(reason: u32) -> u8 {
+    (reason & 0xff) as u8
 }
 
 /// `SCHEDOP_block`: events on, and wait for one unless it is already pending.
@@ -53,13 +60,11 @@ pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
         s::SCHEDOP_BLOCK => block(cx),
         s::SCHEDOP_SHUTDOWN => {
             let a: SchedShutdown = read_guest(cx.mem, arg)?;
-            let reason = ShutdownReason::try_from(a.reason).map_err(|_| Errno::Einval)?;
-            shutdown(cx, reason)
+            shutdown(cx, reason_code(a.reason))
         }
         s::SCHEDOP_SHUTDOWN_CODE => {
             let a: SchedShutdown = read_guest(cx.mem, arg)?;
-            let reason = ShutdownReason::try_from(a.reason).map_err(|_| Errno::Einval)?;
-            cx.dom.shutdown_code = Some(reason);
+            cx.dom.shutdown_code.get_or_insert(reason_code(a.reason));
             Ok(0)
         }
         s::SCHEDOP_REMOTE_SHUTDOWN => {
@@ -67,9 +72,8 @@ pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
                 return Err(Errno::Eperm);
             }
             let a: SchedRemoteShutdown = read_guest(cx.mem, arg)?;
-            let reason = ShutdownReason::try_from(a.reason).map_err(|_| Errno::Einval)?;
             if a.domain_id == cx.dom.id.0 {
-                shutdown(cx, reason)
+                shutdown(cx, reason_code(a.reason))
             } else {
                 // The only domain is the caller until the toolstack creates others.
                 Err(Errno::Esrch)
@@ -84,13 +88,7 @@ pub fn sched_op_compat(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
     match super::lo32(args[0]) {
         s::SCHEDOP_YIELD => Ok(0),
         s::SCHEDOP_BLOCK => block(cx),
-        s::SCHEDOP_SHUTDOWN => {
-            let reason = u32::try_from(args[1])
-                .ok()
-                .and_then(|r| ShutdownReason::try_from(r).ok())
-                .ok_or(Errno::Einval)?;
-            shutdown(cx, reason)
-        }
+        s::SCHEDOP_SHUTDOWN => shutdown(cx, (args[1] & 0xff) as u8),
         _ => Err(Errno::Enosys),
     }
 }

@@ -181,6 +181,11 @@ fn new_table_frame() -> Result<Mfn, MapError> {
     }
     zero_frame(mfn);
     PT_FRAMES.fetch_add(1, Ordering::Relaxed);
+    // Once the frame table exists, the frame is recorded as the hypervisor's. (No caller
+    // holds the frame-table lock while mapping hypervisor memory.)
+    if let Some(t) = FRAME_TABLE.lock().as_mut() {
+        let _ = t.set_xen(mfn);
+    }
     Ok(mfn)
 }
 

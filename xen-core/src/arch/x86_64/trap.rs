@@ -146,6 +146,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(apic::TIMER_VECTOR) => apic::timer_interrupt(),
         v if v == u64::from(apic::SPURIOUS_VECTOR) => {}
         v if v == u64::from(apic::ERROR_VECTOR) => apic::error_interrupt(),
+        // A hardware NMI is the machine's, not the guest's (a guest's `int $2` is a #GP): the
+        // hypervisor notes it and carries on.
+        2 => log::warn!("NMI (reason port {:#x})", nmi_reason()),
+        // Double faults and machine checks are the hypervisor's to report, wherever they hit.
+        8 | 18 => fatal_exception(frame),
         0..=31 | crate::guest::frame::VECTOR_SYSCALL | crate::guest::frame::VECTOR_SYSCALL32
             if from_guest =>
         {
@@ -177,6 +182,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if from_guest {
         crate::runtime::before_guest_return(frame);
     }
+}
+
+/// The NMI reason bits from system control port B (0x61).
+fn nmi_reason() -> u8 {
+    // SAFETY: reading port 0x61 has no side effects.
+    unsafe { x86_64::instructions::port::Port::<u8>::new(0x61).read() }
 }
 
 /// The guest context a faulting guest-return `iretq` was returning to: the guest registers

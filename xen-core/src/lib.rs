@@ -24,11 +24,13 @@ pub mod boot;
 pub mod console;
 pub mod cpuinfo;
 pub mod domain;
+pub mod event;
 pub mod exit;
 pub mod guest;
 pub mod hypercall;
 pub mod layout;
 pub mod mm;
+pub mod sched;
 pub mod time;
 pub mod types;
 

@@ -196,6 +196,76 @@ impl core::fmt::Display for Warning {
     }
 }
 
+/// The credit scheduler's default time slice (Xen's `sched_credit_tslice_ms` default).
+pub const DEFAULT_TSLICE_MS: u32 = 30;
+
+/// Most boot-time domains besides dom0 (`domU=` options).
+pub const MAX_BOOT_DOMUS: usize = 8;
+
+/// A boot-time unprivileged domain (`domU=<module>[,mem=<size>][,vcpus=<n>][,weight=<n>]
+/// [,cap=<percent>]`): multiboot module `module` (1-based, as in the boot contract; module 1
+/// is dom0's kernel) is its kernel, and the module's string after the file name is its command
+/// line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomUSpec {
+    /// The kernel's multiboot module number (1-based; at least 2).
+    pub module: u32,
+    /// Memory in bytes.
+    pub mem: u64,
+    /// vCPUs (vCPU 0 starts; the guest brings up the others).
+    pub vcpus: u32,
+    /// Scheduler weight (1–65535).
+    pub weight: u16,
+    /// Scheduler cap in percent of one CPU (0: none).
+    pub cap: u16,
+}
+
+/// A boot-time domain's memory when `mem=` is not given.
+pub const DEFAULT_DOMU_MEM: u64 = 32 << 20;
+/// Most vCPUs a boot-time domain (or dom0) may have.
+pub const MAX_BOOT_VCPUS: u32 = 32;
+
+impl DomUSpec {
+    /// Parses the value of a `domU=` option.
+    pub fn parse(v: &str) -> Option<DomUSpec> {
+        let mut parts = v.split(',');
+        let module = parse_u64(parts.next()?).and_then(|m| u32::try_from(m).ok())?;
+        if module < 2 {
+            return None;
+        }
+        let mut spec = DomUSpec {
+            module,
+            mem: DEFAULT_DOMU_MEM,
+            vcpus: 1,
+            weight: 256,
+            cap: 0,
+        };
+        for p in parts {
+            let (k, val) = p.split_once('=')?;
+            match k {
+                "mem" => spec.mem = parse_size(val).filter(|&m| m >= 1 << 20)?,
+                "vcpus" => {
+                    spec.vcpus = parse_u64(val)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| (1..=MAX_BOOT_VCPUS).contains(n))?;
+                }
+                "weight" => {
+                    spec.weight = parse_u64(val)
+                        .and_then(|n| u16::try_from(n).ok())
+                        .filter(|&n| n > 0)?;
+                }
+                "cap" => {
+                    spec.cap = parse_u64(val)
+                        .and_then(|n| u16::try_from(n).ok())
+                        .filter(|&n| n <= 100)?;
+                }
+                _ => return None,
+            }
+        }
+        Some(spec)
+    }
+}
+
 /// The hypervisor's settings, from its command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -218,6 +288,12 @@ pub struct Options {
     /// Check the frame table's invariants regularly and tear dom0 down at its end, counting
     /// leaked frames (`mmu_audit`, testing and debugging).
     pub mmu_audit: bool,
+    /// dom0's vCPUs (`dom0_max_vcpus=`; vCPU 0 starts, the guest brings up the others).
+    pub dom0_max_vcpus: u32,
+    /// Boot-time unprivileged domains (`domU=`, repeatable), in the order given.
+    pub domus: ArrayVec<DomUSpec, MAX_BOOT_DOMUS>,
+    /// The scheduler's time slice in ms (`sched_credit_tslice_ms=`, as in Xen).
+    pub tslice_ms: u32,
     /// Problems found while parsing.
     pub warnings: ArrayVec<Warning, MAX_WARNINGS>,
     /// Problems beyond the first [`MAX_WARNINGS`].
@@ -238,6 +314,9 @@ impl Default for Options {
             dom0_mem: Dom0Mem::default(),
             test_fault: None,
             mmu_audit: false,
+            dom0_max_vcpus: 1,
+            domus: ArrayVec::new(),
+            tslice_ms: DEFAULT_TSLICE_MS,
             warnings: ArrayVec::new(),
             dropped_warnings: 0,
         }
@@ -511,6 +590,35 @@ impl Options {
                 Some(_) => self.warn(WarningKind::Unsupported, tok),
                 None => self.warn(WarningKind::BadValue, tok),
             },
+            "dom0_max_vcpus" => match tok
+                .value
+                .and_then(parse_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (1..=MAX_BOOT_VCPUS).contains(n))
+            {
+                Some(n) => self.dom0_max_vcpus = n,
+                None => self.warn(WarningKind::BadValue, tok),
+            },
+            "domU" => match tok.value.and_then(DomUSpec::parse) {
+                Some(d) if self.domus.iter().any(|o| o.module == d.module) => {
+                    self.warn(WarningKind::BadValue, tok);
+                }
+                Some(d) => {
+                    if self.domus.try_push(d).is_err() {
+                        self.warn(WarningKind::Unsupported, tok);
+                    }
+                }
+                None => self.warn(WarningKind::BadValue, tok),
+            },
+            "sched_credit_tslice_ms" => match tok
+                .value
+                .and_then(parse_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (1..=1000).contains(n))
+            {
+                Some(n) => self.tslice_ms = n,
+                None => self.warn(WarningKind::BadValue, tok),
+            },
             "test_fault" => match tok.value.and_then(TestFault::parse) {
                 Some(f) => self.test_fault = Some(f),
                 None => self.warn(WarningKind::BadValue, tok),
@@ -760,5 +868,64 @@ mod tests {
         assert_eq!(Options::parse("test_fault=zz").test_fault, None);
         assert!(Options::parse("mmu_audit").mmu_audit);
         assert!(!Options::parse("mmu_audit=no").mmu_audit);
+    }
+
+    #[test]
+    fn boot_time_domains() {
+        let o = Options::parse(
+            "domU=2 domU=3,mem=64M,vcpus=2,weight=512,cap=50 dom0_max_vcpus=4 sched_credit_tslice_ms=5",
+        );
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        assert_eq!(o.dom0_max_vcpus, 4);
+        assert_eq!(o.tslice_ms, 5);
+        assert_eq!(
+            o.domus.as_slice(),
+            &[
+                DomUSpec {
+                    module: 2,
+                    mem: DEFAULT_DOMU_MEM,
+                    vcpus: 1,
+                    weight: 256,
+                    cap: 0
+                },
+                DomUSpec {
+                    module: 3,
+                    mem: 64 << 20,
+                    vcpus: 2,
+                    weight: 512,
+                    cap: 50
+                },
+            ]
+        );
+        for bad in [
+            "domU=1",
+            "domU=0",
+            "domU=x",
+            "domU=2,mem=1K",
+            "domU=2,vcpus=0",
+            "domU=2,vcpus=33",
+            "domU=2,weight=0",
+            "domU=2,weight=65536",
+            "domU=2,cap=101",
+            "domU=2,colour=red",
+            "domU=2,mem",
+            "dom0_max_vcpus=0",
+            "sched_credit_tslice_ms=0",
+        ] {
+            let o = Options::parse(bad);
+            assert_eq!(o.warnings.len(), 1, "{bad}");
+            assert_eq!(o.warnings[0].kind, WarningKind::BadValue, "{bad}");
+        }
+        // The same module twice is refused the second time.
+        let o = Options::parse("domU=2 domU=2,mem=64M");
+        assert_eq!(o.domus.len(), 1);
+        assert_eq!(o.warnings.len(), 1);
+        // More than MAX_BOOT_DOMUS.
+        let many: String = (2..2 + MAX_BOOT_DOMUS as u32 + 1)
+            .map(|m| format!("domU={m} "))
+            .collect();
+        let o = Options::parse(&many);
+        assert_eq!(o.domus.len(), MAX_BOOT_DOMUS);
+        assert_eq!(o.warnings[0].kind, WarningKind::Unsupported);
     }
 }

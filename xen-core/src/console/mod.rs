@@ -9,6 +9,8 @@
 //! Lines start with `(XEN)` like Xen's own console, so tools and people who read Xen logs
 //! read Oxen's the same way.
 
+pub mod guest;
+
 use core::fmt;
 
 /// Prefix of every hypervisor console line.

@@ -14,6 +14,8 @@ use hypercall_abi::traps::TrapInfo;
 
 /// GDT frames a guest can install (pages 0–13 of the 16-page GDT).
 pub const MAX_GDT_FRAMES: usize = 14;
+/// A PV vCPU's periodic timer period until the guest changes it (10 ms, as in Xen).
+pub const DEFAULT_PERIODIC_NS: u64 = 10_000_000;
 
 bitflags! {
     /// Parts of a vCPU's state that must be loaded into the hardware before it runs again.
@@ -36,6 +38,69 @@ bitflags! {
         /// Flush the non-global TLB.
         const FLUSH = 1 << 7;
     }
+}
+
+/// An FXSAVE image: the x87 and SSE state (what `vcpu_guest_context.fpu_ctxt` holds).
+#[repr(C, align(16))]
+#[derive(Clone, PartialEq, Eq)]
+pub struct FxArea(pub [u8; 512]);
+
+/// Offset of the x87 control word in an FXSAVE image.
+const FX_FCW: usize = 0;
+/// Offset of MXCSR.
+const FX_MXCSR: usize = 24;
+/// Offset of MXCSR_MASK.
+const FX_MXCSR_MASK: usize = 28;
+
+impl FxArea {
+    /// All zeros.
+    pub const fn zeroed() -> FxArea {
+        FxArea([0; 512])
+    }
+
+    /// The state a fresh vCPU starts with: x87 after `fninit` (control word 0x37f, all
+    /// registers empty) and SSE with MXCSR 0x1f80 (all exceptions masked).
+    pub fn initial() -> FxArea {
+        let mut a = FxArea::zeroed();
+        a.0[FX_FCW..FX_FCW + 2].copy_from_slice(&0x037f_u16.to_le_bytes());
+        a.set_mxcsr(0x1f80);
+        a
+    }
+
+    /// MXCSR.
+    pub fn mxcsr(&self) -> u32 {
+        read_u32(&self.0, FX_MXCSR)
+    }
+
+    /// Sets MXCSR.
+    pub fn set_mxcsr(&mut self, v: u32) {
+        self.0[FX_MXCSR..FX_MXCSR + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// MXCSR_MASK as the CPU stored it (0: the CPU did not report one).
+    pub fn mxcsr_mask(&self) -> u32 {
+        read_u32(&self.0, FX_MXCSR_MASK)
+    }
+
+    /// Makes a guest-supplied image safe to load on a CPU supporting the MXCSR bits `mask`:
+    /// unsupported bits (which would make `fxrstor` fault) are cleared.
+    pub fn sanitise(&mut self, mask: u32) {
+        let m = self.mxcsr() & mask;
+        self.set_mxcsr(m);
+    }
+}
+
+impl core::fmt::Debug for FxArea {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "FxArea {{ mxcsr: {:#x}, .. }}", self.mxcsr())
+    }
+}
+
+/// The little-endian u32 at `at` in `b` (0 if out of range).
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map_or(0, u32::from_le_bytes)
 }
 
 /// Callback addresses (reference §8.2).
@@ -109,6 +174,21 @@ pub struct Vcpu {
     pub debugreg: [u64; 8],
     /// An NMI is being handled (further NMIs held until the `iret` hypercall).
     pub nmi_masked: bool,
+    /// The x87/SSE state while the vCPU is not running.
+    pub fpu: Box<FxArea>,
+    /// The data selectors `[ds, es, fs, gs]` while the vCPU is not running.
+    pub selectors: [u16; 4],
+    /// Machine address of this vCPU's `vcpu_info` (its shared_info slot, or where
+    /// `VCPUOP_register_vcpu_info` moved it).
+    pub vcpu_info: crate::types::Paddr,
+    /// `VCPUOP_register_vcpu_info` was used (it may be used once).
+    pub vcpu_info_registered: bool,
+    /// The vCPU has a context (it was built, or `VCPUOP_initialise` gave it one).
+    pub initialised: bool,
+    /// Guest virtual address of the area `VCPUOP_register_runstate_memory_area` registered.
+    pub runstate_area: Option<u64>,
+    /// Period of the periodic timer in ns (0: stopped).
+    pub periodic_period: u64,
     /// State to load before running again.
     pub dirty: HwDirty,
 }
@@ -143,6 +223,13 @@ impl Vcpu {
             ldt_frames: [None; crate::guest::ldt::LDT_PAGES],
             debugreg,
             nmi_masked: false,
+            fpu: Box::new(FxArea::initial()),
+            selectors: [0; 4],
+            vcpu_info: crate::types::Paddr(0),
+            vcpu_info_registered: false,
+            initialised: false,
+            runstate_area: None,
+            periodic_period: DEFAULT_PERIODIC_NS,
             dirty: HwDirty::all() - HwDirty::FLUSH,
         }
     }
@@ -214,5 +301,17 @@ mod tests {
         assert!(!v.iopl_allows());
         v.iopl = 3;
         assert!(v.iopl_allows());
+    }
+
+    #[test]
+    fn fx_area_initial_and_sanitise() {
+        let mut a = FxArea::initial();
+        assert_eq!(a.mxcsr(), 0x1f80);
+        assert_eq!(u16::from_le_bytes([a.0[0], a.0[1]]), 0x037f);
+        a.set_mxcsr(0xffff_ffff);
+        a.sanitise(0xffbf);
+        assert_eq!(a.mxcsr(), 0xffbf);
+        assert_eq!(a.mxcsr_mask(), 0);
+        assert_eq!(core::mem::align_of::<FxArea>(), 16);
     }
 }

@@ -1,6 +1,9 @@
 //! Time keeping arithmetic (portable): TSC frequency discovery from CPUID and tick/ns
 //! conversion.
 
+pub mod timers;
+pub mod wallclock;
+
 use crate::cpuinfo::CpuidResult;
 
 /// Where the TSC frequency came from.

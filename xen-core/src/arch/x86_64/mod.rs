@@ -3,6 +3,7 @@
 pub mod apic;
 mod boot;
 pub mod console;
+pub mod context;
 pub mod cpu;
 mod gdt;
 pub mod guest;
@@ -11,6 +12,7 @@ pub mod mm;
 pub mod panic;
 pub mod percpu;
 pub mod power;
+pub mod rtc;
 mod serial;
 pub mod testfault;
 pub mod time;

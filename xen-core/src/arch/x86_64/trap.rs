@@ -168,6 +168,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             frame.rip = super::guest::copy_fixup(frame.rip).unwrap_or(frame.rip);
             return;
         }
+        10..=14 if super::context::selector_fixup(frame.rip).is_some() => {
+            // Loading a guest's data selector faulted: the fixup loads null and reports it.
+            frame.rip = super::context::selector_fixup(frame.rip).unwrap_or(frame.rip);
+            return;
+        }
         13 if super::cpu::msr_fixup(frame.rip).is_some() => {
             // A probing MSR access faulted: continue at its fixup.
             frame.rip = super::cpu::msr_fixup(frame.rip).unwrap_or(frame.rip);

@@ -3,7 +3,7 @@
 
 use oxen_tests::guests::{
     BENCH, CRASH_NO_TRAPS, CRASH_NO_TRAPS_ANNOUNCE, EXCEPTIONS, Guest, HELLO, HYPERCALLS,
-    bench_results, check_verdict, failures, run_guest,
+    bench_results, check_verdict, run_guest,
 };
 use oxen_tests::{Boot, DebugExit, Outcome};
 
@@ -40,47 +40,9 @@ fn exceptions_pass_on_oxen() {
     passes_on_oxen(&EXCEPTIONS);
 }
 
-/// The checks of the hypercalls guest that need event channels, `SCHEDOP_poll` timeouts and
-/// more of `vcpu_op`, which the scheduling and event work brings. Each must fail today, and
-/// nothing else may: when one starts passing, take it off this list.
-const NOT_YET: &[&str] = &[
-    "sched_op(poll), no ports, 1 ms timeout, events masked: 0",
-    "sched_op(poll) slept until its timeout",
-    "sched_op(poll) with 129 ports: -EINVAL",
-    "event_channel_op(alloc_unbound)",
-    "event_channel_op(send) on port 0: -EINVAL",
-    "event_channel_op(send) on port 5000: -EINVAL",
-];
-
 #[test]
-fn hypercalls_pass_on_oxen_but_for_event_channels() {
-    let out = run_guest(oxen(), &HYPERCALLS);
-    let failed = failures(&out);
-    let unexpected: Vec<&&str> = failed
-        .iter()
-        .filter(|f| !NOT_YET.iter().any(|n| f.starts_with(&format!("FAIL: {n}"))))
-        .collect();
-    let now_passing: Vec<&&str> = NOT_YET
-        .iter()
-        .filter(|n| !failed.iter().any(|f| f.starts_with(&format!("FAIL: {n}"))))
-        .collect();
-    if !unexpected.is_empty() || !now_passing.is_empty() {
-        out.fail(&format!(
-            "unexpected failures: {unexpected:#?}\nexpected failures that now pass (update NOT_YET): {now_passing:#?}"
-        ));
-    }
-    let passed = out
-        .lines_matching("PASS: ")
-        .filter(|l| l.starts_with("PASS: "))
-        .count();
-    assert!(
-        passed + failed.len() >= HYPERCALLS.min_checks - 3,
-        "only {passed} checks passed\n{out}"
-    );
-    // A failing guest crashes itself, but it recorded SHUTDOWN_poweroff with
-    // SCHEDOP_shutdown_code earlier, and (as in Xen) the first recorded code replaces the
-    // reason of any later shutdown.
-    out.assert_exit(DebugExit::Dom0Poweroff);
+fn hypercalls_pass_on_oxen() {
+    passes_on_oxen(&HYPERCALLS);
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub mod hypercall;
 pub mod layout;
 pub mod mm;
 pub mod sched;
+pub mod system;
 pub mod time;
 pub mod types;
 

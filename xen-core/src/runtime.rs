@@ -1,29 +1,56 @@
-//! The running hypervisor: the domains, the vCPU on this CPU, every entry from a guest, and the
-//! way back. Safe code over the architecture layer's interface.
+//! The running hypervisor: the domains, the vCPU on this CPU, every entry from a guest, the
+//! scheduler's decisions and the way back. Safe code over the architecture layer's interface.
+//!
+//! Every entry (hypercall, exception, interrupt) takes the runtime lock, handles the entry for
+//! the current vCPU, then runs the *exit path*: domains that shut down or crashed are taken
+//! apart, expired timers fire, the scheduler is asked what runs next if anything changed (a
+//! context switch swaps the trap frame and the vCPU's CPU state), a pending NMI or event
+//! upcall is delivered, and the local APIC timer is armed for the next deadline. With nothing
+//! to run, the CPU halts in the idle loop until an interrupt brings work.
 
 use crate::arch;
 use crate::cpuinfo::CpuidResult;
 use crate::domain::build::Built;
-use crate::domain::{Domain, RunState};
+use crate::domain::{Domain, Domains, RunState};
+use crate::event::EventMemory;
 use crate::exit::ExitCode;
+use crate::guest::bounce::Delivery;
 use crate::guest::deliver;
 use crate::guest::frame::{Frame, VECTOR_SYSCALL, VECTOR_SYSCALL32};
 use crate::hypercall::{self, Completion, Ctx, GuestMemory, Platform};
 use crate::mm::frame_table::{FrameTable, PageType};
 use crate::mm::pagetable::{MmEnv, PtContext};
-use crate::types::{DomId, Mfn, Paddr};
+use crate::sched::{DomParams, SchedParams};
+use crate::system::{System, TimerKey};
+use crate::types::{DomId, Mfn, Paddr, VcpuRef};
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
+use hypercall_abi::evtchn::{VIRQ_DOM_EXC, VIRQ_TIMER};
 use hypercall_abi::segments::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
-use spin::Mutex;
+use spin::{Mutex, MutexGuard};
+
+/// This CPU's number (one CPU runs guests for now).
+const CPU: usize = 0;
+
+/// Byte offset of `time` (the `vcpu_time_info`) in `vcpu_info`.
+const VCPU_INFO_TIME: u64 = 32;
 
 /// The hypervisor's state once domains run.
 struct Runtime {
-    /// All domains (just dom0 until the toolstack creates more).
-    domains: Vec<Domain>,
-    /// The domain and vCPU running on this CPU.
-    current: (usize, usize),
+    /// All domains.
+    domains: Domains,
+    /// Event channels, scheduler, timers.
+    sys: System,
+    /// The vCPU whose registers are in this CPU's trap frame.
+    current: Option<VcpuRef>,
+    /// When the scheduler wants to be asked again at the latest.
+    sched_until: u64,
+    /// The deadline the APIC timer is armed for (`u64::MAX`: not armed).
+    armed_for: u64,
+    /// Some domain other than the current one may have shut down (remote shutdown).
+    reap_others: bool,
 }
 
 /// Facts fixed at boot that hypercalls report.
@@ -34,10 +61,14 @@ struct BootFacts {
     memory_map: Vec<hypercall_abi::memory::E820Entry>,
     /// The CPUID policy's platform facts.
     cpuid: crate::guest::cpuid::PolicyInput,
-    /// `mmu_audit`: audit the frame table regularly and count leaks at dom0's end.
+    /// `mmu_audit`: audit the frame table regularly and count leaks at the end.
     mmu_audit: bool,
-    /// Free frames before dom0 was built, plus the boot-module frames given back after.
-    free_before_dom0: u64,
+    /// Free frames before the boot domains were built, plus the boot-module frames given back.
+    free_before_domains: u64,
+    /// The MXCSR bits this CPU supports.
+    mxcsr_mask: u32,
+    /// The wallclock at system time 0 (seconds, nanoseconds).
+    wallclock: (u64, u32),
 }
 
 /// Memory hypercalls handled, for the periodic audit.
@@ -61,28 +92,33 @@ impl GuestMemory for HwGuestMemory {
     }
 }
 
+/// Event bitmaps in guest-shared machine memory, with locked bit instructions.
+struct HwEventMemory;
+
+impl EventMemory for HwEventMemory {
+    fn test_and_set_bit(&mut self, word: Paddr, bit: u32) -> bool {
+        arch::mm::machine_bit(word, bit, arch::mm::BitOp::TestAndSet).unwrap_or(true)
+    }
+    fn test_and_clear_bit(&mut self, word: Paddr, bit: u32) -> bool {
+        arch::mm::machine_bit(word, bit, arch::mm::BitOp::TestAndClear).unwrap_or(false)
+    }
+    fn test_bit(&self, word: Paddr, bit: u32) -> bool {
+        arch::mm::machine_bit(word, bit, arch::mm::BitOp::Test).unwrap_or(false)
+    }
+    fn read_u8(&self, at: Paddr) -> u8 {
+        let mut b = [0u8];
+        arch::mm::read_machine(at, &mut b);
+        b[0]
+    }
+}
 /// The machine services hypercalls use.
 struct HwPlatform {
     facts: &'static BootFacts,
 }
 
 impl Platform for HwPlatform {
-    fn console_write(&mut self, dom: &Domain, bytes: &[u8]) {
-        if dom.privileged {
-            arch::console::write_bytes(bytes);
-        } else {
-            // Other domains: printable characters only (issue 7 adds the prefix and limit).
-            let mut clean = [0u8; 256];
-            let n = bytes.len().min(clean.len());
-            for (d, &s) in clean.iter_mut().zip(&bytes[..n]) {
-                *d = if s == b'\n' || (0x20..0x7f).contains(&s) {
-                    s
-                } else {
-                    b'?'
-                };
-            }
-            arch::console::write_bytes(&clean[..n]);
-        }
+    fn console_write(&mut self, bytes: &[u8]) {
+        arch::console::write_bytes(bytes);
     }
     fn console_read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
@@ -198,78 +234,187 @@ impl Platform for HwPlatform {
     fn machine_memory_map(&self) -> Vec<hypercall_abi::memory::E820Entry> {
         self.facts.memory_map.clone()
     }
+    fn now_ns(&self) -> u64 {
+        arch::time::now_ns()
+    }
+    fn cpu(&self) -> usize {
+        CPU
+    }
+    fn mxcsr_mask(&self) -> u32 {
+        self.facts.mxcsr_mask
+    }
 }
 
-/// Starts dom0 (already built) on this CPU; never returns.
-pub fn start_dom0(
-    built: &Built,
-    nr_pages: u64,
-    audit: (bool, u64),
-    cmdline: &str,
-    memory_map: Vec<hypercall_abi::memory::E820Entry>,
-) -> ! {
-    let dom_id = DomId::DOM0;
-    let mut dom = Domain::new(dom_id, true, 1, built.shared_info);
-    dom.tot_pages = nr_pages;
-    dom.max_pages = nr_pages;
-    // The vCPU's reference on its page-table root (the builder's pin is the guest's own).
-    let ctx = PtContext {
-        dom: dom_id,
-        privileged: true,
-        io: true,
-        xen_l4: arch::mm::xen_l4_slots(),
-    };
-    let took = arch::mm::with_frame_table(|t, e| {
-        t.get_page_and_type(e, &ctx, built.l4, dom_id, PageType::L4)?;
-        // The hypervisor's own reference on shared_info.
-        t.get_page(built.shared_info, dom_id)
-    });
-    if !matches!(took, Some(Ok(()))) {
-        stop_with(
-            ExitCode::BootError,
-            "dom0's page tables could not be referenced",
-        );
-    }
-    let v = &mut dom.vcpus[0];
-    v.online = true;
-    v.kernel_root = Some(built.l4);
-    v.kernel_ss = u64::from(FLAT_KERNEL_SS);
-    v.kernel_sp = built.stack_top;
-    let frame = Frame {
-        rip: built.entry,
-        cs: u64::from(FLAT_KERNEL_CS),
-        rflags: 0x202,
-        rsp: built.stack_top,
-        ss: u64::from(FLAT_KERNEL_SS),
-        rsi: built.start_info_va,
-        ..Frame::default()
-    };
-    arch::guest::load_cr3(built.l4.paddr().0, true);
-    arch::guest::set_guest_fs_base(0);
-    arch::guest::set_guest_active_gs_base(0);
+/// A domain built at boot, ready to start.
+#[derive(Debug)]
+pub struct BootDomain<'a> {
+    /// What the builder made.
+    pub built: &'a Built,
+    /// Its id.
+    pub id: DomId,
+    /// Whether it is dom0 (privileged, owns the hardware).
+    pub dom0: bool,
+    /// Pages it owns (and may have at most).
+    pub nr_pages: u64,
+    /// vCPUs (vCPU 0 starts; the guest brings up the others).
+    pub vcpus: u32,
+    /// Scheduler weight and cap.
+    pub sched: DomParams,
+}
+
+/// What the runtime needs to know from boot.
+#[derive(Debug)]
+pub struct BootInfo<'a> {
+    /// The hypervisor command line.
+    pub cmdline: &'a str,
+    /// The host memory map.
+    pub memory_map: Vec<hypercall_abi::memory::E820Entry>,
+    /// `mmu_audit`, and the free frames before the domains were built.
+    pub audit: (bool, u64),
+    /// The scheduler's time slice.
+    pub tslice_ns: u64,
+    /// The wallclock at system time 0.
+    pub wallclock: (u64, u32),
+}
+
+/// Starts the boot domains (already built) on this CPU; never returns.
+pub fn start(domains: &[BootDomain<'_>], boot: BootInfo<'_>) -> ! {
     FACTS.call_once(|| BootFacts {
-        cmdline: String::from(cmdline),
-        memory_map,
+        cmdline: String::from(boot.cmdline),
+        memory_map: boot.memory_map,
         cpuid: crate::guest::cpuid::PolicyInput {
             hardware_domain: false,
             tsc_khz: u32::try_from(arch::time::tsc_hz() / 1000).unwrap_or(u32::MAX),
             maddr_bits: u32::from(arch::cpu::identify().phys_addr_bits),
         },
-        mmu_audit: audit.0,
-        free_before_dom0: audit.1,
+        mmu_audit: boot.audit.0,
+        free_before_domains: boot.audit.1,
+        mxcsr_mask: arch::context::mxcsr_mask(),
+        wallclock: boot.wallclock,
     });
-    *RUNTIME.lock() = Some(Runtime {
-        domains: alloc::vec![dom],
-        current: (0, 0),
-    });
-    log::info!(
-        "dom0: starting at {:#x}, start_info at {:#x}, stack {:#x}",
-        built.entry,
-        built.start_info_va,
-        built.stack_top
-    );
+    let params = SchedParams {
+        slice_ns: boot.tslice_ns,
+        ..SchedParams::default()
+    };
+    let mut rt = Runtime {
+        domains: Domains::new(),
+        sys: System::new(1, params),
+        current: None,
+        sched_until: u64::MAX,
+        armed_for: u64::MAX,
+        reap_others: false,
+    };
+    let now = arch::time::now_ns();
+    for b in domains {
+        if let Err(why) = rt.add_domain(b, now) {
+            stop_with(ExitCode::BootError, &alloc::format!("{}: {why}", b.id));
+        }
+    }
+    *RUNTIME.lock() = Some(rt);
+    let mut frame = Frame::default();
+    let guard = RUNTIME.lock();
+    // Pick the first vCPU and put its registers in the frame, then go there.
+    let guard = exit_path(guard, &mut frame, true);
+    drop(guard);
     arch::guest::enter(&frame)
 }
+
+impl Runtime {
+    /// Registers a built domain with everything: its vCPU 0 ready to run at the entry point.
+    fn add_domain(&mut self, b: &BootDomain<'_>, now: u64) -> Result<(), &'static str> {
+        let built = b.built;
+        let mut dom = Box::new(Domain::new(b.id, b.dom0, b.vcpus.max(1), built.shared_info));
+        dom.tot_pages = b.nr_pages;
+        dom.max_pages = b.nr_pages;
+        let ctx = PtContext {
+            dom: b.id,
+            privileged: b.dom0,
+            io: b.dom0,
+            xen_l4: arch::mm::xen_l4_slots(),
+        };
+        // The vCPU's reference on its page-table root (the builder's pin is the guest's own),
+        // and the hypervisor's own reference on shared_info.
+        let took = arch::mm::with_frame_table(|t, e| {
+            t.get_page_and_type(e, &ctx, built.l4, b.id, PageType::L4)?;
+            t.get_page(built.shared_info, b.id)
+        });
+        if !matches!(took, Some(Ok(()))) {
+            return Err("its page tables could not be referenced");
+        }
+        let v = &mut dom.vcpus[0];
+        v.online = true;
+        v.initialised = true;
+        v.kernel_root = Some(built.l4);
+        v.kernel_ss = u64::from(FLAT_KERNEL_SS);
+        v.kernel_sp = built.stack_top;
+        v.frame = Frame {
+            rip: built.entry,
+            cs: u64::from(FLAT_KERNEL_CS),
+            rflags: 0x202,
+            rsp: built.stack_top,
+            ss: u64::from(FLAT_KERNEL_SS),
+            rsi: built.start_info_va,
+            ..Frame::default()
+        };
+        write_wallclock(&dom);
+        let cfg = crate::event::EventDomainConfig {
+            nr_vcpus: u32::try_from(dom.vcpus.len()).unwrap_or(1),
+            max_port: crate::event::MAX_PORT_2L,
+            shared_info: built.shared_info.paddr(),
+            privileged: b.dom0,
+        };
+        self.sys
+            .events
+            .add_domain(b.id, cfg)
+            .map_err(|_| "its event channels could not be set up")?;
+        self.sys
+            .sched
+            .add_domain(b.id, b.sched)
+            .map_err(|_| "the scheduler refused its weight or cap")?;
+        for i in 0..dom.vcpus.len() {
+            let r = dom.vcpu_ref(u32::try_from(i).unwrap_or(0));
+            let _ = self.sys.sched.add_vcpu(r, CPU, now);
+        }
+        let _ = self.sys.sched.vcpu_up(dom.vcpu_ref(0), now);
+        log::info!(
+            "{}: {}, {} MiB, {} vCPU(s), weight {}{}; entry {:#x}, start_info {:#x}",
+            b.id,
+            if b.dom0 { "dom0" } else { "domU" },
+            b.nr_pages / 256,
+            dom.vcpus.len(),
+            b.sched.weight,
+            if b.sched.cap != 0 {
+                alloc::format!(", cap {}%", b.sched.cap)
+            } else {
+                String::new()
+            },
+            built.entry,
+            built.start_info_va
+        );
+        self.domains.insert(dom);
+        Ok(())
+    }
+}
+
+/// Writes the wallclock into `dom`'s shared_info with the version protocol.
+fn write_wallclock(dom: &Domain) {
+    let Some(facts) = FACTS.get() else { return };
+    let (sec, nsec) = facts.wallclock;
+    let base = dom.shared_info.paddr().0;
+    let mut version = [0u8; 4];
+    arch::mm::read_machine(Paddr(base + WC_VERSION), &mut version);
+    let v = u32::from_le_bytes(version).wrapping_add(1) | 1;
+    arch::mm::write_machine(Paddr(base + WC_VERSION), &v.to_le_bytes());
+    let lo = (sec & 0xffff_ffff) as u32;
+    let hi = (sec >> 32) as u32;
+    arch::mm::write_machine(Paddr(base + WC_VERSION + 4), &lo.to_le_bytes());
+    arch::mm::write_machine(Paddr(base + WC_VERSION + 8), &nsec.to_le_bytes());
+    arch::mm::write_machine(Paddr(base + WC_VERSION + 12), &hi.to_le_bytes());
+    arch::mm::write_machine(Paddr(base + WC_VERSION), &v.wrapping_add(1).to_le_bytes());
+}
+
+/// Byte offset of `wc_version` in shared_info (then `wc_sec`, `wc_nsec`, `wc_sec_hi`).
+const WC_VERSION: u64 = 3072;
 
 /// Stops the machine after an error line.
 fn stop_with(code: ExitCode, why: &str) -> ! {
@@ -277,55 +422,554 @@ fn stop_with(code: ExitCode, why: &str) -> ! {
     arch::panic::stop(code)
 }
 
-/// What to do after handling an entry.
-enum After {
-    /// Return to the guest.
-    Return,
-    /// Wait for an event, then return.
-    Block,
-}
-
-/// Runs `f` on the current domain and vCPU with the guest frame.
-fn with_current(frame: &mut Frame, f: impl FnOnce(&mut Ctx<'_>)) -> After {
-    let mut guard = RUNTIME.lock();
-    let Some(rt) = guard.as_mut() else {
-        drop(guard);
-        stop_with(ExitCode::Panic, "guest entry with no domain running");
-    };
-    let (d, v) = rt.current;
-    let Some(facts) = FACTS.get() else {
-        drop(guard);
-        stop_with(ExitCode::Panic, "guest entry before boot finished");
-    };
-    let Some(dom) = rt.domains.get_mut(d) else {
-        drop(guard);
-        stop_with(ExitCode::Panic, "the current domain is gone");
-    };
+/// Runs `f` on vCPU `v`'s domain with `frame` as the vCPU's registers (the domain is taken out
+/// of the table while `f` runs, so the others stay reachable).
+fn with_vcpu<R>(
+    rt: &mut Runtime,
+    v: VcpuRef,
+    frame: &mut Frame,
+    f: impl FnOnce(&mut Ctx<'_>) -> R,
+) -> Option<R> {
+    let facts = FACTS.get()?;
+    let mut dom = rt.domains.take(v.dom)?;
     let mut mem = HwGuestMemory;
+    let mut emem = HwEventMemory;
     let mut plat = HwPlatform { facts };
     let mut cx = Ctx {
-        dom,
-        vcpu: v,
+        dom: &mut dom,
+        others: &mut rt.domains,
+        sys: &mut rt.sys,
+        emem: &mut emem,
+        vcpu: usize::try_from(v.vcpu).unwrap_or(0),
         frame,
         mem: &mut mem,
         plat: &mut plat,
         continuation: false,
-        block: false,
         in_multicall: false,
     };
-    f(&mut cx);
-    let block = cx.block;
-    let state = cx.dom.state;
-    if state != RunState::Running {
-        audit_teardown(cx.dom);
-        let dom_id = cx.dom.id;
-        let reason = cx.dom.crash_reason;
-        let code = cx.dom.shutdown_code;
-        let frame_copy = *cx.frame;
-        drop(guard);
-        domain_stopped(dom_id, state, reason, code, &frame_copy);
+    let r = f(&mut cx);
+    if cx.dom.state != RunState::Running {
+        rt.reap_others = true;
     }
-    if block { After::Block } else { After::Return }
+    rt.domains.insert(dom);
+    Some(r)
+}
+
+/// Takes the lock and the current vCPU, or stops the machine: an entry from guest context
+/// with no vCPU running is a hypervisor bug.
+fn lock_current() -> (MutexGuard<'static, Option<Runtime>>, VcpuRef) {
+    let guard = RUNTIME.lock();
+    let cur = guard.as_ref().and_then(|rt| rt.current);
+    match cur {
+        Some(v) => (guard, v),
+        None => {
+            drop(guard);
+            stop_with(ExitCode::Panic, "guest entry with no vCPU running")
+        }
+    }
+}
+
+/// An exception or `syscall` from guest context (interrupts off).
+pub fn guest_trap(frame: &mut Frame) {
+    let vector = frame.vector;
+    let error = frame.error_code;
+    let cr2 = if vector == 14 {
+        arch::cpu::read_cr2()
+    } else {
+        0
+    };
+    let (mut guard, cur) = lock_current();
+    if let Some(rt) = guard.as_mut() {
+        let audit = with_vcpu(rt, cur, frame, |cx| match vector {
+            VECTOR_SYSCALL | VECTOR_SYSCALL32 => {
+                if cx.v().in_kernel && vector == VECTOR_SYSCALL {
+                    let (nr, args) = (cx.frame.rax, cx.frame.hypercall_args());
+                    if let Completion::Value(v) = hypercall::dispatch(cx, nr, args) {
+                        cx.frame.rax = v;
+                    }
+                    audit_due(nr)
+                } else {
+                    deliver::user_syscall(cx, vector == VECTOR_SYSCALL32);
+                    false
+                }
+            }
+            v => {
+                deliver::exception(cx, (v & 0xff) as u8, error, cr2);
+                false
+            }
+        });
+        if audit == Some(true) {
+            audit_all(rt, "periodic");
+        }
+    }
+    let guard = exit_path(guard, frame, false);
+    drop(guard);
+    // Only a plain hypercall return may leave through `sysret` (the architecture layer takes
+    // the syscall vector as the sign): flat 64-bit selectors and a canonical rip, which sysret
+    // cannot check safely itself.
+    if frame.vector == VECTOR_SYSCALL
+        && !(frame.cs == u64::from(FLAT_KERNEL_CS)
+            && frame.ss == u64::from(FLAT_KERNEL_SS)
+            && hypercall::canonical(frame.rip))
+    {
+        frame.vector = 0;
+    }
+}
+
+/// A timer (or other device) interrupt taken in guest context: run the exit path, which
+/// fires timers and may switch vCPUs.
+pub fn guest_interrupt(frame: &mut Frame) {
+    let (guard, _) = lock_current();
+    let guard = exit_path(guard, frame, false);
+    drop(guard);
+    // The frame is an interrupt frame (or another vCPU's saved frame): `iretq` unless it is a
+    // saved hypercall frame that may use `sysret`.
+    if frame.vector == VECTOR_SYSCALL
+        && !(frame.cs == u64::from(FLAT_KERNEL_CS)
+            && frame.ss == u64::from(FLAT_KERNEL_SS)
+            && hypercall::canonical(frame.rip))
+    {
+        frame.vector = 0;
+    }
+}
+
+/// Last checks before returning to guest context after an interrupt that needs no scheduling.
+pub fn before_guest_return(_frame: &mut Frame) {}
+
+/// The guest-return `iretq` faulted: the guest's CS or SS (from the iret hypercall) cannot be
+/// loaded, or its descriptor sits in an LDT page not yet in the shadow. Map that page and
+/// return again, or deliver the failsafe callback, as Xen does.
+pub fn guest_return_faulted(frame: &mut Frame) {
+    let mut ctx = arch::failed_iret_context(frame);
+    let ldt_offset = (frame.vector == 14)
+        .then(|| arch::cpu::read_cr2().wrapping_sub(arch::ldt_area()))
+        .filter(|&o| o < crate::guest::ldt::LDT_BYTES);
+    let (mut guard, cur) = lock_current();
+    if let Some(rt) = guard.as_mut() {
+        with_vcpu(rt, cur, &mut ctx, |cx| {
+            if ldt_offset.is_some_and(|o| crate::guest::ldt::map_shadow(cx, o)) {
+                // The selector's descriptor is mapped now: return again.
+                return;
+            }
+            let failsafe = cx.v().callbacks.failsafe;
+            // The interrupted selectors cannot be reloaded; the data selectors are reported
+            // as 0. Without a failsafe callback, `bounce` crashes the domain.
+            deliver::bounce(cx, Delivery::Failsafe([0; 4]), failsafe, 0);
+        });
+    }
+    let guard = exit_path(guard, &mut ctx, false);
+    drop(guard);
+    *frame = ctx;
+}
+
+/// The exit path, run with the lock held before every return to guest context: reap stopped
+/// domains, fire timers, reschedule if needed (idling until something can run), deliver a
+/// pending NMI or event upcall, arm the timer. `first` forces a scheduling decision.
+fn exit_path(
+    mut guard: MutexGuard<'static, Option<Runtime>>,
+    frame: &mut Frame,
+    first: bool,
+) -> MutexGuard<'static, Option<Runtime>> {
+    let mut force = first;
+    loop {
+        let Some(rt) = guard.as_mut() else {
+            return guard;
+        };
+        let now = arch::time::now_ns();
+        if rt.reap_others {
+            reap(rt, frame);
+        }
+        fire_timers(rt, now);
+        let resched = force
+            || now >= rt.sched_until
+            || rt.sys.sched.should_preempt(CPU, now)
+            || rt.current.is_none();
+        force = false;
+        if resched {
+            let d = rt.sys.sched.schedule(CPU, now);
+            rt.sched_until = d.until;
+            if d.next != rt.current {
+                if let Some(prev) = rt.current.take() {
+                    switch_out(rt, prev, frame);
+                }
+                if let Some(next) = d.next {
+                    switch_in(rt, next, frame, now);
+                }
+            }
+        }
+        if rt.current.is_some() {
+            deliver_pending(rt, frame);
+            if rt.reap_others {
+                // Delivery crashed the domain: take it down before returning anywhere.
+                continue;
+            }
+            arm_timer(rt, now);
+            return guard;
+        }
+        // Nothing to run: halt until an interrupt, then look again.
+        arm_timer(rt, now);
+        drop(guard);
+        arch::idle_wait();
+        guard = RUNTIME.lock();
+        force = true;
+    }
+}
+
+/// Arms the APIC timer for the next timer or scheduling deadline (if it changed).
+fn arm_timer(rt: &mut Runtime, now: u64) {
+    let next = rt
+        .sys
+        .timers
+        .next_deadline()
+        .unwrap_or(u64::MAX)
+        .min(rt.sched_until);
+    if next == rt.armed_for && next > now {
+        return;
+    }
+    rt.armed_for = next;
+    if next == u64::MAX {
+        arch::apic::arm_oneshot_ns(0);
+    } else {
+        arch::apic::arm_oneshot_ns(next.saturating_sub(now).max(MIN_TIMER_NS));
+    }
+}
+
+/// The shortest APIC timer interval armed (a deadline already passed fires this soon).
+const MIN_TIMER_NS: u64 = 2_000;
+
+/// Fires every timer due at `now`.
+fn fire_timers(rt: &mut Runtime, now: u64) {
+    while let Some((key, _)) = rt.sys.timers.pop_expired(now) {
+        match key {
+            TimerKey::Singleshot(v) => send_virq(rt, v, VIRQ_TIMER, now),
+            TimerKey::Periodic(v) => {
+                // Only while the vCPU runs (a descheduled vCPU's periodic timer is stopped).
+                if rt.current == Some(v) {
+                    let period = rt
+                        .domains
+                        .get_mut(v.dom)
+                        .and_then(|d| d.vcpus.get_mut(v.vcpu as usize))
+                        .map_or(0, |vc| {
+                            vc.periodic_last = now;
+                            vc.periodic_period
+                        });
+                    if period != 0 {
+                        send_virq(rt, v, VIRQ_TIMER, now);
+                        rt.sys
+                            .timers
+                            .set(TimerKey::Periodic(v), now.saturating_add(period));
+                    }
+                }
+            }
+            TimerKey::Poll(v) => rt.sys.wake(v, now),
+        }
+    }
+}
+
+/// Raises per-vCPU VIRQ `virq` on `v`.
+fn send_virq(rt: &mut Runtime, v: VcpuRef, virq: u32, now: u64) {
+    let mut emem = HwEventMemory;
+    let (hub, mut wake) = rt.sys.split(now);
+    hub.send_virq(v, virq, &mut emem, &mut wake);
+}
+
+/// Saves vCPU `prev`'s CPU state (registers from `frame`, FPU, selectors, segment bases) and
+/// lets go of its per-CPU state (LDT shadow, periodic timer).
+fn switch_out(rt: &mut Runtime, prev: VcpuRef, frame: &Frame) {
+    rt.sys.timers.cancel(TimerKey::Periodic(prev));
+    let Some(facts) = FACTS.get() else { return };
+    let Some(dom) = rt.domains.get_mut(prev.dom) else {
+        return;
+    };
+    let Some(v) = dom.vcpus.get_mut(prev.vcpu as usize) else {
+        return;
+    };
+    v.frame = *frame;
+    arch::context::save_fpu(&mut v.fpu);
+    v.selectors = arch::context::data_selectors();
+    v.fs_base = arch::guest::guest_fs_base();
+    let active = arch::guest::guest_active_gs_base();
+    if v.in_kernel {
+        v.gs_base_kernel = active;
+    } else {
+        v.gs_base_user = active;
+    }
+    let mut plat = HwPlatform { facts };
+    crate::guest::ldt::release_shadow(v, &mut plat, true);
+    arch::load_ldt(0);
+    // Its runstate area, while its page tables are still loaded.
+    if let Some(area) = v.runstate_area {
+        let now = arch::time::now_ns();
+        if let Some(info) = rt.sys.sched.runstate(prev, now) {
+            let _ = arch::guest::copy_to_guest(area, crate::arch::pod::bytes_of(&info));
+        }
+    }
+}
+
+/// Loads vCPU `next`'s state into the CPU and its registers into `frame`.
+fn switch_in(rt: &mut Runtime, next: VcpuRef, frame: &mut Frame, now: u64) {
+    let Some(dom) = rt.domains.get_mut(next.dom) else {
+        return;
+    };
+    let Some(v) = dom.vcpus.get_mut(next.vcpu as usize) else {
+        return;
+    };
+    let Some(root) = v.current_root() else {
+        // A vCPU with no page tables for its mode cannot run; crash the domain.
+        dom.state = RunState::Crashed;
+        dom.crash_reason = Some("a vCPU was scheduled with no page tables");
+        rt.reap_others = true;
+        return;
+    };
+    // Another address space: guest user mappings are global, so flush those too.
+    arch::guest::load_cr3(root.paddr().0, true);
+    if let Err(e) = arch::gdt_load_guest_frames(&v.gdt_frames) {
+        log::error!("cannot map GDT frames: {e:?}");
+    }
+    arch::load_ldt(v.ldt.1);
+    arch::context::restore_fpu(&v.fpu);
+    arch::guest::set_ts(v.ts);
+    *frame = v.frame;
+    let selectors = v.selectors;
+    let (fs_base, gs_active) = (v.fs_base, v.active_gs_base());
+    let vcpu_info = v.vcpu_info;
+    let runstate_area = v.runstate_area;
+    let (period, last) = (v.periodic_period, v.periodic_last);
+    rt.current = Some(next);
+    update_time_info(vcpu_info);
+
+    // Data selectors: descriptors in the LDT are mapped into the shadow first; a selector
+    // that still cannot be loaded sends the vCPU to its failsafe callback.
+    let failed = with_vcpu(rt, next, frame, |cx| {
+        for sel in selectors {
+            if sel & 4 != 0 {
+                let _ = crate::guest::ldt::map_shadow(cx, u64::from(sel & !7));
+            }
+        }
+        let failed = arch::context::load_data_selectors(selectors);
+        arch::guest::set_guest_fs_base(fs_base);
+        arch::guest::set_guest_active_gs_base(gs_active);
+        if failed.iter().any(|&f| f) {
+            let failsafe = cx.v().callbacks.failsafe;
+            let sels = selectors.map(u64::from);
+            deliver::bounce(cx, Delivery::Failsafe(sels), failsafe, 0);
+        }
+    });
+    let _ = failed;
+
+    if let Some(area) = runstate_area
+        && let Some(info) = rt.sys.sched.runstate(next, now)
+    {
+        let _ = arch::guest::copy_to_guest(area, crate::arch::pod::bytes_of(&info));
+    }
+    // The periodic timer runs while the vCPU does; a period that passed while it was away
+    // is delivered now, as Xen does.
+    if period != 0 {
+        let mut last = last;
+        if now >= last.saturating_add(period) {
+            send_virq(rt, next, VIRQ_TIMER, now);
+            last = now;
+            if let Some(vc) = rt
+                .domains
+                .get_mut(next.dom)
+                .and_then(|d| d.vcpus.get_mut(next.vcpu as usize))
+            {
+                vc.periodic_last = now;
+            }
+        }
+        rt.sys
+            .timers
+            .set(TimerKey::Periodic(next), last.saturating_add(period));
+    }
+}
+
+/// Refreshes the `vcpu_time_info` at `vcpu_info` (0: none) with the version protocol.
+fn update_time_info(vcpu_info: Paddr) {
+    if vcpu_info.0 == 0 {
+        return;
+    }
+    let at = Paddr(vcpu_info.0 + VCPU_INFO_TIME);
+    let mut t = hypercall_abi::shared_info::VcpuTimeInfo::default();
+    arch::mm::read_machine(at, crate::arch::pod::bytes_of_mut(&mut t));
+    let version = t.version.wrapping_add(1) | 1;
+    arch::mm::write_machine(at, &version.to_le_bytes());
+    let tsc = arch::cpu::rdtsc();
+    t.version = version;
+    t.tsc_timestamp = tsc;
+    t.system_time = arch::time::system_time_at(tsc);
+    t.set_scale(arch::time::pvclock_scale());
+    t.flags = 0;
+    arch::mm::write_machine(at, crate::arch::pod::bytes_of(&t));
+    arch::mm::write_machine(at, &version.wrapping_add(1).to_le_bytes());
+}
+
+/// Delivers what is due to the current vCPU on its way back: a virtual NMI first, else the
+/// event upcall if one is pending and events are unmasked.
+fn deliver_pending(rt: &mut Runtime, frame: &mut Frame) {
+    let Some(cur) = rt.current else { return };
+    with_vcpu(rt, cur, frame, |cx| {
+        let nmi = {
+            let v = cx.v();
+            v.nmi_pending && !v.nmi_masked && v.callbacks.nmi != 0
+        };
+        if nmi {
+            let handler = cx.v().callbacks.nmi;
+            cx.v().nmi_pending = false;
+            cx.v().nmi_masked = true;
+            deliver::bounce(cx, Delivery::Nmi, handler, 0);
+            return;
+        }
+        if cx.sys.events.upcall_deliverable(cur, cx.emem) {
+            let handler = cx.v().callbacks.event;
+            deliver::bounce(cx, Delivery::Event, handler, 0);
+        }
+    });
+}
+
+/// Takes down every domain that shut down or crashed: dom0's end stops the machine.
+fn reap(rt: &mut Runtime, frame: &mut Frame) {
+    rt.reap_others = false;
+    let stopped: Vec<DomId> = rt
+        .domains
+        .iter()
+        .filter(|d| d.state != RunState::Running)
+        .map(|d| d.id)
+        .collect();
+    for id in stopped {
+        if rt.current.is_some_and(|c| c.dom == id) {
+            rt.current = None;
+            // Back on the hypervisor's own page tables: the domain's are about to go.
+            arch::guest::load_cr3(arch::mm::hypervisor_root(), true);
+        }
+        let Some(dom) = rt.domains.take(id) else {
+            continue;
+        };
+        let regs = *frame;
+        if dom.id == DomId::DOM0 {
+            machine_stop(rt, dom, &regs);
+        }
+        destroy(rt, dom, &regs);
+    }
+}
+
+/// Reports a domain's end on the console: the reason, and for a crash its registers.
+fn report_end(dom: &Domain, regs: &Frame) {
+    match dom.state {
+        RunState::Shutdown(r) => log::info!("{} shut down: {}", dom.id, shutdown_name(r)),
+        RunState::Crashed => {
+            let e = |a: core::fmt::Arguments<'_>| arch::console::emergency(a);
+            e(format_args!(
+                "Domain {} crashed: {}\n",
+                dom.id.0,
+                dom.crash_reason.unwrap_or("unknown reason")
+            ));
+            e(format_args!(
+                "RIP: {:04x}:{:016x}   RFLAGS: {:016x}\n",
+                regs.cs, regs.rip, regs.rflags
+            ));
+            e(format_args!(
+                "RSP: {:04x}:{:016x}   vector {} error {:#x}\n",
+                regs.ss, regs.rsp, regs.vector, regs.error_code
+            ));
+            e(format_args!(
+                "rax: {:016x}   rbx: {:016x}   rcx: {:016x}\n",
+                regs.rax, regs.rbx, regs.rcx
+            ));
+            e(format_args!(
+                "rdx: {:016x}   rsi: {:016x}   rdi: {:016x}\n",
+                regs.rdx, regs.rsi, regs.rdi
+            ));
+            e(format_args!(
+                "rbp: {:016x}   r8:  {:016x}   r9:  {:016x}\n",
+                regs.rbp, regs.r8, regs.r9
+            ));
+            e(format_args!(
+                "r10: {:016x}   r11: {:016x}   r12: {:016x}\n",
+                regs.r10, regs.r11, regs.r12
+            ));
+            e(format_args!(
+                "r13: {:016x}   r14: {:016x}   r15: {:016x}\n",
+                regs.r13, regs.r14, regs.r15
+            ));
+        }
+        RunState::Running => {}
+    }
+}
+
+/// Destroys an unprivileged domain: its event channels (remote ends become unbound), its
+/// scheduling and timers, every frame; dom0 hears of it through `VIRQ_DOM_EXC`.
+fn destroy(rt: &mut Runtime, mut dom: Box<Domain>, regs: &Frame) {
+    report_end(&dom, regs);
+    let id = dom.id;
+    let mut emem = HwEventMemory;
+    let _ = rt.sys.events.remove_domain(id, &mut emem);
+    rt.sys.forget_domain(id);
+    let audit = FACTS.get().is_some_and(|f| f.mmu_audit);
+    if audit {
+        audit_all_with(rt, Some(&dom), "before a domain's teardown");
+    }
+    let owned = arch::mm::with_frame_table(|t, _| t.frames_of(id).count() as u64).unwrap_or(0);
+    let released = teardown(&mut dom);
+    let still = arch::mm::with_frame_table(|t, _| t.frames_of(id).count() as u64).unwrap_or(0);
+    log::info!("{id} destroyed: {released} of its {owned} frames freed, {still} still owned");
+    if audit && still != 0 {
+        stop_with(
+            ExitCode::Panic,
+            &alloc::format!("{id}'s teardown left {still} frames owned"),
+        );
+    }
+    let now = arch::time::now_ns();
+    let (hub, mut wake) = rt.sys.split(now);
+    hub.send_global_virq(DomId::DOM0, VIRQ_DOM_EXC, &mut emem, &mut wake);
+}
+
+/// dom0 stopped: report it, and (with `mmu_audit`) take every domain apart counting leaks;
+/// then stop the machine with dom0's reason as the exit code.
+fn machine_stop(rt: &mut Runtime, mut dom0: Box<Domain>, regs: &Frame) -> ! {
+    report_end(&dom0, regs);
+    let exit = match dom0.state {
+        RunState::Shutdown(r) => ExitCode::for_dom0_shutdown_code(r),
+        _ => ExitCode::for_dom0_shutdown_code(
+            dom0.shutdown_code
+                .unwrap_or(hypercall_abi::sched::ShutdownReason::Crash as u8),
+        ),
+    };
+    if let Some(facts) = FACTS.get().filter(|f| f.mmu_audit) {
+        audit_all_with(rt, Some(&dom0), "at shutdown");
+        arch::guest::load_cr3(arch::mm::hypervisor_root(), true);
+        let mut released = teardown(&mut dom0);
+        for id in rt.domains.ids() {
+            if let Some(mut d) = rt.domains.take(id) {
+                released += teardown(&mut d);
+            }
+        }
+        let free = arch::mm::free_frame_count();
+        let leaked = facts.free_before_domains.saturating_sub(free);
+        log::info!(
+            "teardown: {released} frames given back; {free} frames free, {} before the domains were built: {leaked} leaked",
+            facts.free_before_domains
+        );
+        let audit = arch::mm::with_frame_table(|t, e| crate::mm::audit::audit(t, e, &|_| (0, 0)));
+        if !matches!(audit, Some(Ok(_))) || leaked != 0 {
+            stop_with(
+                ExitCode::Panic,
+                &alloc::format!(
+                    "teardown left the frame table inconsistent or leaked frames: {audit:?}"
+                ),
+            );
+        }
+        log::info!("mmu_audit (after teardown): OK, no frame leaked");
+    }
+    log::info!(
+        "Hardware dom0 {}: stopping the machine",
+        match exit {
+            ExitCode::Dom0Poweroff => "halted",
+            ExitCode::Dom0Reboot => "rebooting",
+            ExitCode::Dom0Crash => "crashed",
+            _ => "shut down",
+        }
+    );
+    arch::panic::stop(exit)
 }
 
 /// Whether hypercall `nr` changes memory and a periodic audit is due after it.
@@ -345,7 +989,8 @@ fn audit_due(nr: u64) -> bool {
 }
 
 /// The references the hypervisor itself holds on `dom`'s frames: page-table roots, GDT and
-/// LDT-shadow frames of every vCPU (a general and a type reference each), shared_info (general).
+/// LDT-shadow frames and registered `vcpu_info` frames of every vCPU (a general and a type
+/// reference each), shared_info (general).
 fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
     let mut held = alloc::vec![(dom.shared_info, 1, 0)];
     for v in &dom.vcpus {
@@ -355,6 +1000,7 @@ fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
             .chain(v.user_root.iter())
             .chain(v.gdt_frames.iter())
             .chain(v.ldt_frames.iter().flatten())
+            .chain(v.vcpu_info_frame.iter())
         {
             held.push((*m, 1, 1));
         }
@@ -362,9 +1008,18 @@ fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
     held
 }
 
-/// Checks the frame table's invariants; a violation stops the machine (it is a hypervisor bug).
-fn audit_domain(dom: &Domain, when: &str) {
-    let held = held_refs(dom);
+/// Checks the frame table's invariants over every domain; a violation stops the machine (it
+/// is a hypervisor bug).
+fn audit_all(rt: &Runtime, when: &str) {
+    audit_all_with(rt, None, when);
+}
+
+/// [`audit_all`], counting also `extra` (a domain taken out of the table).
+fn audit_all_with(rt: &Runtime, extra: Option<&Domain>, when: &str) {
+    let mut held = Vec::new();
+    for d in rt.domains.iter().chain(extra) {
+        held.extend(held_refs(d));
+    }
     let lookup = |m: Mfn| {
         held.iter()
             .filter(|(h, ..)| *h == m)
@@ -407,6 +1062,7 @@ fn teardown(dom: &mut Domain) -> u64 {
         v.user_root = None;
         v.gdt_frames.clear();
         v.ldt_frames = [None; crate::guest::ldt::LDT_PAGES];
+        v.vcpu_info_frame = None;
     }
     // This CPU no longer shows the domain's descriptor pages.
     arch::load_ldt(0);
@@ -417,205 +1073,10 @@ fn teardown(dom: &mut Domain) -> u64 {
     arch::mm::free_frame_count().saturating_sub(before)
 }
 
-/// With `mmu_audit`: audits dom0 at its end, tears it down, and reports leaked frames.
-fn audit_teardown(dom: &mut Domain) {
-    let Some(facts) = FACTS.get().filter(|f| f.mmu_audit) else {
-        return;
-    };
-    audit_domain(dom, "at shutdown");
-    // Back on the hypervisor's own page tables: the domain's are about to go.
-    arch::guest::load_cr3(arch::mm::hypervisor_root(), true);
-    let owned = arch::mm::with_frame_table(|t, _| t.frames_of(dom.id).count() as u64).unwrap_or(0);
-    let released = teardown(dom);
-    let still = arch::mm::with_frame_table(|t, _| t.frames_of(dom.id).count() as u64).unwrap_or(0);
-    let free = arch::mm::free_frame_count();
-    let leaked = facts.free_before_dom0.saturating_sub(free);
-    log::info!(
-        "teardown: {} gave back {released} of its {owned} frames ({still} still owned); {free} frames free, {} before it was built: {leaked} leaked",
-        dom.id,
-        facts.free_before_dom0
-    );
-    let audit = arch::mm::with_frame_table(|t, e| crate::mm::audit::audit(t, e, &|_| (0, 0)));
-    if !matches!(audit, Some(Ok(_))) || leaked != 0 || still != 0 {
-        stop_with(
-            ExitCode::Panic,
-            &alloc::format!(
-                "teardown left the frame table inconsistent or leaked frames: {audit:?}"
-            ),
-        );
-    }
-    log::info!("mmu_audit (after teardown): OK, no frame leaked");
-}
-
 /// The name of a shutdown code (`SHUTDOWN_*`), or "unknown reason N".
 fn shutdown_name(code: u8) -> alloc::borrow::Cow<'static, str> {
     match hypercall_abi::sched::ShutdownReason::try_from(u32::from(code)) {
         Ok(r) => alloc::borrow::Cow::Borrowed(r.name()),
         Err(_) => alloc::borrow::Cow::Owned(alloc::format!("unknown reason {code}")),
     }
-}
-
-/// A domain stopped running. dom0's end ends the machine, with the exit code for its reason.
-fn domain_stopped(
-    dom: DomId,
-    state: RunState,
-    reason: Option<&'static str>,
-    code: Option<u8>,
-    frame: &Frame,
-) -> ! {
-    let exit = match state {
-        RunState::Shutdown(r) => {
-            log::info!("{dom} shut down: {}", shutdown_name(r));
-            ExitCode::for_dom0_shutdown_code(r)
-        }
-        RunState::Crashed => {
-            let e = |a: core::fmt::Arguments<'_>| arch::console::emergency(a);
-            e(format_args!(
-                "Domain {} crashed: {}\n",
-                dom.0,
-                reason.unwrap_or("unknown reason")
-            ));
-            e(format_args!(
-                "RIP: {:04x}:{:016x}   RFLAGS: {:016x}\n",
-                frame.cs, frame.rip, frame.rflags
-            ));
-            e(format_args!(
-                "RSP: {:04x}:{:016x}   vector {} error {:#x}\n",
-                frame.ss, frame.rsp, frame.vector, frame.error_code
-            ));
-            e(format_args!(
-                "rax: {:016x}   rbx: {:016x}   rcx: {:016x}\n",
-                frame.rax, frame.rbx, frame.rcx
-            ));
-            e(format_args!(
-                "rdx: {:016x}   rsi: {:016x}   rdi: {:016x}\n",
-                frame.rdx, frame.rsi, frame.rdi
-            ));
-            e(format_args!(
-                "rbp: {:016x}   r8:  {:016x}   r9:  {:016x}\n",
-                frame.rbp, frame.r8, frame.r9
-            ));
-            e(format_args!(
-                "r10: {:016x}   r11: {:016x}   r12: {:016x}\n",
-                frame.r10, frame.r11, frame.r12
-            ));
-            e(format_args!(
-                "r13: {:016x}   r14: {:016x}   r15: {:016x}\n",
-                frame.r13, frame.r14, frame.r15
-            ));
-            // A domain that recorded a shutdown code reports it instead of plain "crash".
-            ExitCode::for_dom0_shutdown_code(
-                code.unwrap_or(hypercall_abi::sched::ShutdownReason::Crash as u8),
-            )
-        }
-        RunState::Running => ExitCode::Panic,
-    };
-    if dom == DomId::DOM0 {
-        log::info!(
-            "Hardware dom0 {}: stopping the machine",
-            match exit {
-                ExitCode::Dom0Poweroff => "halted",
-                ExitCode::Dom0Reboot => "rebooting",
-                ExitCode::Dom0Crash => "crashed",
-                _ => "shut down",
-            }
-        );
-    }
-    arch::panic::stop(exit)
-}
-
-/// An exception or `syscall` from guest context (interrupts off).
-pub fn guest_trap(frame: &mut Frame) {
-    let vector = frame.vector;
-    let error = frame.error_code;
-    let cr2 = if vector == 14 {
-        arch::cpu::read_cr2()
-    } else {
-        0
-    };
-    let after = with_current(frame, |cx| match vector {
-        VECTOR_SYSCALL | VECTOR_SYSCALL32 => {
-            if cx.v().in_kernel && vector == VECTOR_SYSCALL {
-                let (nr, args) = (cx.frame.rax, cx.frame.hypercall_args());
-                if let Completion::Value(v) = hypercall::dispatch(cx, nr, args) {
-                    cx.frame.rax = v;
-                }
-                if audit_due(nr) {
-                    audit_domain(cx.dom, "periodic");
-                }
-            } else {
-                deliver::user_syscall(cx, vector == VECTOR_SYSCALL32);
-            }
-        }
-        v => deliver::exception(cx, (v & 0xff) as u8, error, cr2),
-    });
-    if let After::Block = after {
-        block_current();
-    }
-    before_guest_return(frame);
-    // Only a plain hypercall return may leave through `sysret` (the architecture layer takes
-    // the syscall vector as the sign): flat 64-bit selectors and a canonical rip, which sysret
-    // cannot check safely itself.
-    if frame.vector == VECTOR_SYSCALL
-        && !(frame.cs == u64::from(FLAT_KERNEL_CS)
-            && frame.ss == u64::from(FLAT_KERNEL_SS)
-            && hypercall::canonical(frame.rip))
-    {
-        frame.vector = 0;
-    }
-}
-
-/// Waits (interrupts on) until an event is pending for the current vCPU.
-fn block_current() {
-    loop {
-        let pending = {
-            let guard = RUNTIME.lock();
-            guard.as_ref().and_then(|rt| {
-                let dom = rt.domains.get(rt.current.0)?;
-                let mut b = [0u8];
-                arch::mm::read_machine(Paddr(dom.vcpu_info_addr(0)), &mut b);
-                Some(b[0] != 0)
-            })
-        };
-        if pending != Some(false) {
-            return;
-        }
-        arch::idle_wait();
-    }
-}
-
-/// Last checks before returning to guest context (after interrupts, too): a domain that
-/// stopped does not run again.
-pub fn before_guest_return(_frame: &mut Frame) {}
-
-/// The guest-return `iretq` faulted: the guest's CS or SS (from the iret hypercall) cannot be
-/// loaded. Deliver the failsafe callback, as Xen does.
-pub fn guest_return_faulted(frame: &mut Frame) {
-    let mut ctx = arch::failed_iret_context(frame);
-    // The CPU may fault reading the guest's CS or SS descriptor from an LDT page not yet in
-    // the shadow.
-    let ldt_offset = (frame.vector == 14)
-        .then(|| arch::cpu::read_cr2().wrapping_sub(arch::ldt_area()))
-        .filter(|&o| o < crate::guest::ldt::LDT_BYTES);
-    let after = with_current(&mut ctx, |cx| {
-        if ldt_offset.is_some_and(|o| crate::guest::ldt::map_shadow(cx, o)) {
-            // The selector's descriptor is mapped now: return again.
-            return;
-        }
-        let failsafe = cx.v().callbacks.failsafe;
-        // The interrupted selectors cannot be reloaded; the data selectors are reported as 0.
-        if !deliver::bounce(
-            cx,
-            crate::guest::bounce::Delivery::Failsafe([0; 4]),
-            failsafe,
-            0,
-        ) {
-            crate::hypercall::traps::crash(
-                cx,
-                "bad segment state on return, and no failsafe callback",
-            );
-        }
-    });
-    let _ = after;
-    *frame = ctx;
 }

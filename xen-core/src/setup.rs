@@ -226,6 +226,20 @@ pub(crate) fn start(handoff: Handoff) -> ! {
         ),
     }
 
+    // The wallclock, from the CMOS clock.
+    let rtc = arch::rtc::read();
+    let read_at = arch::time::now_ns();
+    let wallclock = match crate::time::wallclock::rtc_to_unix(rtc) {
+        Some(unix) => {
+            info!("Wallclock: {unix} s since 1970 (CMOS clock)");
+            crate::time::wallclock::boot_wallclock(unix, read_at)
+        }
+        None => {
+            warn!("the CMOS clock reads nonsense ({rtc:?}); guests' wallclock starts at 1970");
+            (0, 0)
+        }
+    };
+
     let Some(dom0) = bi.modules.first() else {
         boot_error(format_args!(
             "no dom0 kernel module: boot with the dom0 kernel as the first multiboot module"
@@ -240,60 +254,115 @@ pub(crate) fn start(handoff: Handoff) -> ! {
     let Some(kernel) = arch::mm::module_bytes(dom0.start, dom0.len()) else {
         boot_error(format_args!("the dom0 kernel module lies outside RAM"));
     };
-    let initrd = bi
-        .modules
-        .get(1)
-        .and_then(|m| arch::mm::module_bytes(m.start, m.len()));
-    if let Some(m) = bi.modules.get(1) {
+    // Module 2 is dom0's ramdisk unless a domU= option claims it.
+    let claimed = |n: u32| opts.domus.iter().any(|d| d.module == n);
+    let initrd_module = if claimed(2) { None } else { bi.modules.get(1) };
+    let initrd = initrd_module.and_then(|m| arch::mm::module_bytes(m.start, m.len()));
+    if let Some(m) = initrd_module {
         info!("dom0 initrd: {} KiB", m.len().div_ceil(1024));
     }
+    for d in &opts.domus {
+        if usize::try_from(d.module).map_or(true, |n| n > bi.modules.len()) {
+            boot_error(format_args!(
+                "domU={}: there is no multiboot module {} ({} given)",
+                d.module,
+                d.module,
+                bi.modules.len()
+            ));
+        }
+    }
 
-    // dom0's size: dom0_mem, or all free memory but a reserve for the hypervisor.
+    // dom0's size: dom0_mem, or all free memory but a reserve for the hypervisor and what
+    // the boot-time domUs get.
     let free = arch::mm::free_frame_count() * 4096;
+    let domus_bytes: u64 = opts.domus.iter().map(|d| d.mem).sum();
     let reserve = (free / 16).clamp(16 << 20, 128 << 20);
-    let default = free.saturating_sub(reserve);
+    let default = free.saturating_sub(reserve).saturating_sub(domus_bytes);
     let bytes = opts.dom0_mem.resolve(free.saturating_sub(8 << 20), default);
     let nr_pages = bytes / 4096;
     info!(
         "dom0 memory: {} MiB ({nr_pages} pages)",
         Mib(nr_pages * 4096)
     );
-    let spec = crate::domain::build::BuildSpec {
+    let pt = |dom: crate::types::DomId, privileged: bool| crate::mm::pagetable::PtContext {
+        dom,
+        privileged,
+        io: privileged,
+        xen_l4: arch::mm::xen_l4_slots(),
+    };
+    let free_before = arch::mm::free_frame_count();
+    let build = |spec: &crate::domain::build::BuildSpec<'_>| {
+        let start = arch::time::now_ns();
+        let name = if spec.dom0 {
+            alloc::string::String::from("dom0")
+        } else {
+            alloc::format!("{}", spec.dom)
+        };
+        let built = arch::mm::with_frame_table(|t, e| {
+            crate::domain::build::build(t, e, &mut || arch::mm::alloc_frames(0), spec)
+        });
+        let built = match built {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => boot_error(format_args!("cannot build {name}: {e}")),
+            None => boot_error(format_args!("cannot build {name}: no frame table")),
+        };
+        info!(
+            "{} built in {}: kernel {:#x}-{:#x}, entry {:#x}, {} page-table frames, P2M at {:#x}",
+            name,
+            Ms(arch::time::now_ns().saturating_sub(start)),
+            built.layout.kernel.0,
+            built.layout.kernel.1,
+            built.entry,
+            built.layout.nr_pt_frames,
+            built.layout.p2m.0
+        );
+        built
+    };
+    let dom0_built = build(&crate::domain::build::BuildSpec {
         dom: crate::types::DomId::DOM0,
         dom0: true,
         kernel,
         initrd,
         cmdline,
         nr_pages,
-        pt: crate::mm::pagetable::PtContext {
-            dom: crate::types::DomId::DOM0,
-            privileged: true,
-            io: true,
-            xen_l4: arch::mm::xen_l4_slots(),
-        },
-    };
-    let free_before = arch::mm::free_frame_count();
-    let start = arch::time::now_ns();
-    let built = arch::mm::with_frame_table(|t, e| {
-        crate::domain::build::build(t, e, &mut || arch::mm::alloc_frames(0), &spec)
+        pt: pt(crate::types::DomId::DOM0, true),
     });
-    let built = match built {
-        Some(Ok(b)) => b,
-        Some(Err(e)) => boot_error(format_args!("cannot build dom0: {e}")),
-        None => boot_error(format_args!("cannot build dom0: no frame table")),
-    };
-    info!(
-        "dom0 built in {}: kernel {:#x}-{:#x}, entry {:#x}, {} page-table frames, P2M at {:#x}",
-        Ms(arch::time::now_ns().saturating_sub(start)),
-        built.layout.kernel.0,
-        built.layout.kernel.1,
-        built.entry,
-        built.layout.nr_pt_frames,
-        built.layout.p2m.0
-    );
-    // The boot modules were copied into dom0: their memory goes back to the allocator.
+    let mut built_domus = alloc::vec::Vec::new();
+    for (i, d) in opts.domus.iter().enumerate() {
+        let id = crate::types::DomId(u16::try_from(i + 1).unwrap_or(u16::MAX));
+        let Some(m) = usize::try_from(d.module - 1)
+            .ok()
+            .and_then(|n| bi.modules.get(n))
+        else {
+            continue;
+        };
+        let Some(kernel) = arch::mm::module_bytes(m.start, m.len()) else {
+            boot_error(format_args!(
+                "domU={}: the module lies outside RAM",
+                d.module
+            ));
+        };
+        let args = bi.module_args(m);
+        info!(
+            "{id}: kernel module {} ({} KiB), command line '{}'",
+            d.module,
+            m.len().div_ceil(1024),
+            args
+        );
+        let b = build(&crate::domain::build::BuildSpec {
+            dom: id,
+            dom0: false,
+            kernel,
+            initrd: None,
+            cmdline: args,
+            nr_pages: d.mem / 4096,
+            pt: pt(id, false),
+        });
+        built_domus.push((id, *d, b));
+    }
+    // The boot modules were copied into the domains: their memory goes back to the allocator.
     let mut released = 0;
-    for m in bi.modules.iter().take(2) {
+    for m in bi.modules.iter() {
         released += arch::mm::release_boot_range(m.start, m.end);
     }
     log::debug!("released {released} frames of boot modules");
@@ -306,11 +375,35 @@ pub(crate) fn start(handoff: Handoff) -> ! {
             type_: r.kind.e820_type(),
         })
         .collect();
-    crate::runtime::start_dom0(
-        &built,
+    let mut domains = alloc::vec![crate::runtime::BootDomain {
+        built: &dom0_built,
+        id: crate::types::DomId::DOM0,
+        dom0: true,
         nr_pages,
-        (opts.mmu_audit, free_before + released),
-        bi.hypervisor_cmdline(),
-        e820,
+        vcpus: opts.dom0_max_vcpus,
+        sched: crate::sched::DomParams::default(),
+    }];
+    for (id, d, b) in &built_domus {
+        domains.push(crate::runtime::BootDomain {
+            built: b,
+            id: *id,
+            dom0: false,
+            nr_pages: d.mem / 4096,
+            vcpus: d.vcpus,
+            sched: crate::sched::DomParams {
+                weight: d.weight,
+                cap: d.cap,
+            },
+        });
+    }
+    crate::runtime::start(
+        &domains,
+        crate::runtime::BootInfo {
+            cmdline: bi.hypervisor_cmdline(),
+            memory_map: e820,
+            audit: (opts.mmu_audit, free_before + released),
+            tslice_ns: u64::from(opts.tslice_ms) * 1_000_000,
+            wallclock,
+        },
     )
 }

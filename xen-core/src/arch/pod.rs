@@ -59,6 +59,20 @@ pod!(
     abi::vcpu::VcpuGuestContext,
     abi::vcpu::VcpuRunstateInfo,
     abi::vcpu::VcpuRegisterVcpuInfo,
+    abi::vcpu::VcpuRegisterRunstateMemoryArea,
+    abi::vcpu::VcpuSetPeriodicTimer,
+    abi::vcpu::VcpuSetSingleshotTimer,
+    abi::evtchn::EvtchnOpCompat,
+    abi::evtchn::EvtchnAllocUnbound,
+    abi::evtchn::EvtchnBindInterdomain,
+    abi::evtchn::EvtchnBindVirq,
+    abi::evtchn::EvtchnBindIpi,
+    abi::evtchn::EvtchnBindVcpu,
+    abi::evtchn::EvtchnClose,
+    abi::evtchn::EvtchnSend,
+    abi::evtchn::EvtchnStatus,
+    abi::evtchn::EvtchnUnmask,
+    abi::evtchn::EvtchnReset,
 );
 
 /// The bytes of `v`.

@@ -49,10 +49,9 @@ impl GuestConsole {
 
     fn refill(&mut self, now: u64) {
         let elapsed = now.saturating_sub(self.refilled_at);
-        let add = u64::try_from(
-            u128::from(elapsed) * u128::from(REFILL_BYTES_PER_SEC) / 1_000_000_000,
-        )
-        .unwrap_or(u64::MAX);
+        let add =
+            u64::try_from(u128::from(elapsed) * u128::from(REFILL_BYTES_PER_SEC) / 1_000_000_000)
+                .unwrap_or(u64::MAX);
         if add > 0 {
             self.tokens = self.tokens.saturating_add(add).min(BURST_BYTES);
             self.refilled_at = now;
@@ -118,10 +117,10 @@ mod tests {
     fn lines_are_prefixed_and_cleaned() {
         let mut c = GuestConsole::new(3);
         assert!(run(&mut c, b"hello", 0).is_empty());
-        assert_eq!(run(&mut c, b" world\r\nx\x1b[0m\n", 0), [
-            "(d3) hello world\n",
-            "(d3) x?[0m\n"
-        ]);
+        assert_eq!(
+            run(&mut c, b" world\r\nx\x1b[0m\n", 0),
+            ["(d3) hello world\n", "(d3) x?[0m\n"]
+        );
     }
 
     #[test]

@@ -189,6 +189,13 @@ pub struct Vcpu {
     pub runstate_area: Option<u64>,
     /// Period of the periodic timer in ns (0: stopped).
     pub periodic_period: u64,
+    /// When the periodic timer last fired (system time).
+    pub periodic_last: u64,
+    /// The frame `VCPUOP_register_vcpu_info` put `vcpu_info` in (a general and a writable type
+    /// reference held).
+    pub vcpu_info_frame: Option<Mfn>,
+    /// A virtual NMI is waiting (`VCPUOP_send_nmi`).
+    pub nmi_pending: bool,
     /// State to load before running again.
     pub dirty: HwDirty,
 }
@@ -230,6 +237,9 @@ impl Vcpu {
             initialised: false,
             runstate_area: None,
             periodic_period: DEFAULT_PERIODIC_NS,
+            periodic_last: 0,
+            vcpu_info_frame: None,
+            nmi_pending: false,
             dirty: HwDirty::all() - HwDirty::FLUSH,
         }
     }

@@ -168,16 +168,24 @@ pub fn exception(cx: &mut Ctx<'_>, vector: u8, error: u64, cr2: u64) {
     }
 }
 
+/// Sets the vCPU's virtual CR2, also in its `vcpu_info` (if it has one).
+fn set_cr2(cx: &mut Ctx<'_>, cr2: u64) {
+    cx.v().cr2 = cr2;
+    let id = cx.v().id;
+    let base = cx.dom.vcpu_info_addr(id);
+    if base != 0 {
+        cx.plat
+            .write_machine(Paddr(base + VCPU_INFO_CR2), &cr2.to_le_bytes());
+    }
+}
+
 /// Delivers a page fault at `cr2` to the guest: the user bit of the error code says whether
 /// the guest was in user mode (not the hardware's view), and the virtual CR2 (also in the
 /// vCPU's `vcpu_info`) holds the address.
 pub fn page_fault(cx: &mut Ctx<'_>, cr2: u64, error: u64) {
     let user = !cx.v().in_kernel;
     let err = ((error & 0xffff_ffff) as u32 & !4) | if user { 4 } else { 0 };
-    cx.v().cr2 = cr2;
-    let id = cx.v().id;
-    let pa = Paddr(cx.dom.vcpu_info_addr(id) + VCPU_INFO_CR2);
-    cx.plat.write_machine(pa, &cr2.to_le_bytes());
+    set_cr2(cx, cr2);
     deliver_exception(cx, 14, Some(err));
 }
 
@@ -308,10 +316,7 @@ fn emulate_insn(cx: &mut Ctx<'_>, op: Op) -> bool {
                     true
                 }
                 2 => {
-                    cx.v().cr2 = v;
-                    let id = cx.v().id;
-                    let pa = Paddr(cx.dom.vcpu_info_addr(id) + VCPU_INFO_CR2);
-                    cx.plat.write_machine(pa, &v.to_le_bytes());
+                    set_cr2(cx, v);
                     true
                 }
                 3 => new_baseptr(cx, v >> 12),

@@ -81,22 +81,28 @@ pub fn set_ldt(cx: &mut Ctx<'_>, fd: DomId, linear: u64, entries: u32) -> Result
 /// Drops vCPU `vcpu`'s LDT shadow: its references, and (`loaded`: the vCPU's shadow is the one
 /// this CPU shows) the mappings. Returns whether anything was mapped.
 pub fn destroy_shadow(cx: &mut Ctx<'_>, vcpu: usize, loaded: bool) -> bool {
-    let Some(v) = cx.dom.vcpus.get_mut(vcpu) else {
-        return false;
-    };
+    match cx.dom.vcpus.get_mut(vcpu) {
+        Some(v) => release_shadow(v, cx.plat, loaded),
+        None => false,
+    }
+}
+
+/// Drops `v`'s LDT shadow references (and, if `loaded`, this CPU's shadow mappings).
+/// Returns whether anything was mapped.
+pub fn release_shadow(
+    v: &mut crate::domain::vcpu::Vcpu,
+    plat: &mut dyn crate::hypercall::Platform,
+    loaded: bool,
+) -> bool {
     let frames = core::mem::take(&mut v.ldt_frames);
     let mut any = false;
     for (page, f) in frames.iter().enumerate() {
         let Some(mfn) = *f else { continue };
         any = true;
         if loaded {
-            cx.plat.map_ldt_page(page, None);
+            plat.map_ldt_page(page, None);
         }
-        let mut put = |t: &mut crate::mm::frame_table::FrameTable<'_>,
-                       e: &mut dyn crate::mm::pagetable::MmEnv| {
-            t.put_page_and_type(&mut &mut *e, mfn)
-        };
-        cx.plat.mm(&mut put);
+        plat.mm(&mut |t, e| t.put_page_and_type(&mut &mut *e, mfn));
     }
     any
 }

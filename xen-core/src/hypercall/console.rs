@@ -21,7 +21,15 @@ pub fn console_io(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
                 let n = usize::try_from((count - done).min(CHUNK as u64)).unwrap_or(CHUNK);
                 let va = buf.checked_add(done).ok_or(Errno::Efault)?;
                 cx.mem.read(va, &mut chunk[..n])?;
-                cx.plat.console_write(cx.dom, &chunk[..n]);
+                if cx.dom.privileged {
+                    cx.plat.console_write(&chunk[..n]);
+                } else {
+                    let now = cx.plat.now_ns();
+                    let plat = &mut *cx.plat;
+                    cx.dom
+                        .console
+                        .write(&chunk[..n], now, &mut |line| plat.console_write(line));
+                }
                 done += n as u64;
             }
             Ok(0)

@@ -8,6 +8,7 @@
 //! `-ENOSYS`.
 
 pub mod console;
+pub mod evtchn;
 pub mod memory;
 pub mod mm;
 pub mod sched;
@@ -50,8 +51,8 @@ pub fn write_guest<T: Pod>(mem: &mut dyn GuestMemory, va: u64, v: &T) -> Result<
 
 /// Machine services the handlers need.
 pub trait Platform {
-    /// Console output written by `dom`.
-    fn console_write(&mut self, dom: &Domain, bytes: &[u8]);
+    /// Writes bytes to the hypervisor console.
+    fn console_write(&mut self, bytes: &[u8]);
     /// Reads serial input, without blocking; returns the bytes read.
     fn console_read(&mut self, buf: &mut [u8]) -> usize;
     /// The hypervisor's command line.
@@ -112,12 +113,24 @@ pub trait Platform {
     fn zero_frame(&mut self, mfn: Mfn);
     /// The host's memory map.
     fn machine_memory_map(&self) -> alloc::vec::Vec<hypercall_abi::memory::E820Entry>;
+    /// System time: nanoseconds since boot.
+    fn now_ns(&self) -> u64;
+    /// The physical CPU this runs on.
+    fn cpu(&self) -> usize;
+    /// The MXCSR bits this CPU supports (for guest-supplied FPU images).
+    fn mxcsr_mask(&self) -> u32;
 }
 
 /// Everything a handler works on.
 pub struct Ctx<'a> {
-    /// The calling domain.
+    /// The calling domain (taken out of [`Ctx::others`] while the call runs).
     pub dom: &'a mut Domain,
+    /// Every other domain.
+    pub others: &'a mut crate::domain::Domains,
+    /// Event channels, scheduler, timers of the whole machine.
+    pub sys: &'a mut crate::system::System,
+    /// Guest-shared memory for event bitmaps (atomic bit operations).
+    pub emem: &'a mut dyn crate::event::EventMemory,
     /// The calling vCPU (index into `dom.vcpus`).
     pub vcpu: usize,
     /// The caller's registers (arguments in, result out; `iret` rewrites them).
@@ -129,8 +142,6 @@ pub struct Ctx<'a> {
     /// Set by a handler that needs the call re-executed (a continuation): the frame already
     /// holds the new arguments and the rewound `rip`.
     pub continuation: bool,
-    /// Set by `SCHEDOP_block`: block the vCPU until an event arrives.
-    pub block: bool,
     /// Inside a `multicall` (a nested multicall is refused; a continued entry continues the
     /// multicall).
     pub in_multicall: bool,
@@ -146,6 +157,14 @@ impl core::fmt::Debug for Ctx<'_> {
 }
 
 impl Ctx<'_> {
+    /// The calling vCPU's reference.
+    pub fn me(&self) -> crate::types::VcpuRef {
+        crate::types::VcpuRef {
+            dom: self.dom.id,
+            vcpu: u32::try_from(self.vcpu).unwrap_or(u32::MAX),
+        }
+    }
+
     /// The calling vCPU.
     pub fn v(&mut self) -> &mut crate::domain::vcpu::Vcpu {
         let i = self.vcpu.min(self.dom.vcpus.len().saturating_sub(1));
@@ -225,6 +244,9 @@ pub fn dispatch(cx: &mut Ctx<'_>, nr: u64, args: [u64; 5]) -> Completion {
         Hypercall::MmuextOp => mm::mmuext_op(cx, args),
         Hypercall::MemoryOp => memory::memory_op(cx, args),
         Hypercall::VcpuOp => vcpu::vcpu_op(cx, args),
+        Hypercall::EventChannelOp => evtchn::event_channel_op(cx, args),
+        Hypercall::EventChannelOpCompat => evtchn::event_channel_op_compat(cx, args),
+        Hypercall::SetTimerOp => sched::set_timer_op(cx, args),
         Hypercall::Multicall => return multicall(cx, args),
         _ => Err(Errno::Enosys),
     };
@@ -289,7 +311,11 @@ fn multicall(cx: &mut Ctx<'_>, args: [u64; 5]) -> Completion {
             rax = Errno::Efault.as_rax();
             break;
         }
-        if cx.dom.state != crate::domain::RunState::Running || cx.block {
+        // A shutdown, or the caller blocking (SCHEDOP_block/poll as an entry), ends the batch.
+        let me = cx.me();
+        if cx.dom.state != crate::domain::RunState::Running
+            || cx.sys.sched.current(cx.plat.cpu()) != Some(me)
+        {
             break;
         }
     }

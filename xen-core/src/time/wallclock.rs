@@ -72,8 +72,7 @@ pub fn rtc_to_unix(r: RtcRegs) -> Option<u64> {
         _ if year < 70 => 20,
         _ => 19,
     };
-    if sec > 59 || min > 59 || hour > 23 || !(1..=31).contains(&day) || !(1..=12).contains(&month)
-    {
+    if sec > 59 || min > 59 || hour > 23 || !(1..=31).contains(&day) || !(1..=12).contains(&month) {
         return None;
     }
     let full_year = century * 100 + u64::from(year);
@@ -122,7 +121,10 @@ mod tests {
             century: bcd(20),
             status_b: STATUS_B_24H,
         };
-        assert_eq!(rtc_to_unix(r), Some(1_795_824_000 + 7 * 3600 + 15 * 60 + 30));
+        assert_eq!(
+            rtc_to_unix(r),
+            Some(1_795_824_000 + 7 * 3600 + 15 * 60 + 30)
+        );
     }
 
     #[test]
@@ -156,10 +158,23 @@ mod tests {
             status_b: STATUS_B_24H,
         };
         assert!(rtc_to_unix(good).is_some());
-        assert_eq!(rtc_to_unix(RtcRegs { month: 0x13, ..good }), None);
+        assert_eq!(
+            rtc_to_unix(RtcRegs {
+                month: 0x13,
+                ..good
+            }),
+            None
+        );
         assert_eq!(rtc_to_unix(RtcRegs { sec: 0x5a, ..good }), None);
         assert_eq!(rtc_to_unix(RtcRegs { day: 0, ..good }), None);
-        assert_eq!(rtc_to_unix(RtcRegs { year: bcd(60), century: bcd(19), ..good }), None);
+        assert_eq!(
+            rtc_to_unix(RtcRegs {
+                year: bcd(60),
+                century: bcd(19),
+                ..good
+            }),
+            None
+        );
     }
 
     #[test]

@@ -801,6 +801,49 @@ pub fn write_machine(pa: Paddr, buf: &[u8]) -> bool {
     true
 }
 
+/// An atomic operation on bit `bit` (< 64) of the 8-byte-aligned little-endian word at
+/// machine address `word` (guest-shared memory the guest changes concurrently: event bitmaps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitOp {
+    /// `lock bts`: set, returning the old value.
+    TestAndSet,
+    /// `lock btr`: clear, returning the old value.
+    TestAndClear,
+    /// A plain read of the bit.
+    Test,
+}
+
+/// Runs `op` on bit `bit` of the word at `word`; `None` if the word is not RAM in the direct
+/// map, misaligned, or `bit` is out of range.
+pub fn machine_bit(word: Paddr, bit: u32, op: BitOp) -> Option<bool> {
+    if bit >= 64 || !word.0.is_multiple_of(8) || !in_directmap(word, 8) {
+        return None;
+    }
+    let p = directmap_va(word) as *mut u64;
+    let bit = u64::from(bit);
+    let old: u8;
+    // SAFETY: `p` is an aligned quadword of RAM in the direct map (checked above); the locked
+    // bit instructions are atomic against the guest's own accesses to the same word.
+    unsafe {
+        match op {
+            BitOp::TestAndSet => core::arch::asm!(
+                "lock bts qword ptr [{p}], {bit}", "setc {old}",
+                p = in(reg) p, bit = in(reg) bit, old = out(reg_byte) old, options(nostack)
+            ),
+            BitOp::TestAndClear => core::arch::asm!(
+                "lock btr qword ptr [{p}], {bit}", "setc {old}",
+                p = in(reg) p, bit = in(reg) bit, old = out(reg_byte) old, options(nostack)
+            ),
+            BitOp::Test => core::arch::asm!(
+                "bt qword ptr [{p}], {bit}", "setc {old}",
+                p = in(reg) p, bit = in(reg) bit, old = out(reg_byte) old,
+                options(nostack, readonly)
+            ),
+        }
+    }
+    Some(old != 0)
+}
+
 /// A module's bytes (boot-loader memory, reserved from the allocator and never written).
 pub fn module_bytes(start: Paddr, len: u64) -> Option<&'static [u8]> {
     if !in_directmap(start, len) {

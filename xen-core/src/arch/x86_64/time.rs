@@ -1,7 +1,7 @@
 //! The TSC as the hypervisor's clock, calibrated at boot.
 
 use super::cpu::{self, rdtsc};
-use crate::time::{TscSource, ns_to_ticks, ticks_to_ns, tsc_hz_from_cpuid};
+use crate::time::{TscSource, ns_to_ticks, tsc_hz_from_cpuid};
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::instructions::port::Port;
 
@@ -26,9 +26,28 @@ pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
 
+/// The TSC → ns scale (`tsc_to_system_mul` in the low 32 bits, `tsc_shift` above), set at
+/// calibration. System time and every guest's `vcpu_time_info` use this same scale, so
+/// hypervisor and guests agree on the time to the nanosecond.
+static SCALE: AtomicU64 = AtomicU64::new(0);
+
+/// The TSC → ns scale guests get in `vcpu_time_info`.
+pub fn pvclock_scale() -> hypercall_abi::shared_info::PvclockScale {
+    let v = SCALE.load(Ordering::Relaxed);
+    hypercall_abi::shared_info::PvclockScale {
+        mul: (v & 0xffff_ffff) as u32,
+        shift: ((v >> 32) & 0xff) as u8 as i8,
+    }
+}
+
+/// System time at TSC value `tsc`: nanoseconds since the first instruction.
+pub fn system_time_at(tsc: u64) -> u64 {
+    pvclock_scale().ticks_to_ns(tsc.wrapping_sub(boot_tsc()))
+}
+
 /// Nanoseconds since the first instruction (0 before calibration).
 pub fn now_ns() -> u64 {
-    ticks_to_ns(rdtsc().wrapping_sub(boot_tsc()), tsc_hz())
+    system_time_at(rdtsc())
 }
 
 /// Busy-waits `ns` nanoseconds (needs a calibrated TSC).
@@ -75,5 +94,9 @@ pub fn calibrate() -> (u64, TscSource) {
         (a.min(b), TscSource::Pit)
     });
     TSC_HZ.store(hz.max(1), Ordering::Relaxed);
+    if let Ok(scale) = hypercall_abi::shared_info::PvclockScale::from_tsc_hz(hz.max(1)) {
+        let packed = u64::from(scale.mul) | (u64::from(scale.shift as u8) << 32);
+        SCALE.store(packed, Ordering::Relaxed);
+    }
     (hz, src)
 }

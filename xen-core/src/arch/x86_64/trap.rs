@@ -143,7 +143,14 @@ pub fn exception_name(vector: u64) -> &'static str {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let from_guest = frame.from_guest();
     match frame.vector {
-        v if v == u64::from(apic::TIMER_VECTOR) => apic::timer_interrupt(),
+        v if v == u64::from(apic::TIMER_VECTOR) => {
+            apic::timer_interrupt();
+            if from_guest {
+                // Timers fire and the scheduler may switch vCPUs on the way back.
+                crate::runtime::guest_interrupt(frame);
+                return;
+            }
+        }
         v if v == u64::from(apic::SPURIOUS_VECTOR) => {}
         v if v == u64::from(apic::ERROR_VECTOR) => apic::error_interrupt(),
         // A hardware NMI is the machine's, not the guest's (a guest's `int $2` is a #GP): the

@@ -157,6 +157,9 @@ impl Platform for HwPlatform {
     fn xen_l4(&self) -> [u64; 16] {
         arch::mm::xen_l4_slots()
     }
+    fn io_limit(&self) -> u64 {
+        io_limit()
+    }
     fn load_cr3(&mut self, cr3: u64, flush_global: bool) {
         arch::guest::load_cr3(cr3, flush_global);
     }
@@ -330,6 +333,7 @@ impl Runtime {
             dom: b.id,
             privileged: b.dom0,
             io: b.dom0,
+            io_limit: io_limit(),
             xen_l4: arch::mm::xen_l4_slots(),
         };
         // The vCPU's reference on its page-table root (the builder's pin is the guest's own),
@@ -394,6 +398,15 @@ impl Runtime {
         self.domains.insert(dom);
         Ok(())
     }
+}
+
+/// One past the highest frame of the machine's physical address space.
+pub fn io_limit() -> u64 {
+    static LIMIT: spin::Once<u64> = spin::Once::new();
+    *LIMIT.call_once(|| {
+        let bits = u32::from(arch::cpu::identify().phys_addr_bits).clamp(32, 52);
+        1u64 << (bits - 12)
+    })
 }
 
 /// Writes the wallclock into `dom`'s shared_info with the version protocol.

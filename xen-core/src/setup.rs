@@ -288,6 +288,7 @@ pub(crate) fn start(handoff: Handoff) -> ! {
         dom,
         privileged,
         io: privileged,
+        io_limit: crate::runtime::io_limit(),
         xen_l4: arch::mm::xen_l4_slots(),
     };
     let free_before = arch::mm::free_frame_count();

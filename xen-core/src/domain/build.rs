@@ -402,6 +402,7 @@ mod tests {
                 dom: DomId(0),
                 privileged: true,
                 io: true,
+                io_limit: 1 << 28,
                 xen_l4: [0x5003; 16],
             },
         }

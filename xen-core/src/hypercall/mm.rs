@@ -22,19 +22,14 @@ pub fn pt_ctx(cx: &Ctx<'_>) -> PtContext {
         dom: cx.dom.id,
         privileged: cx.dom.privileged,
         io: cx.dom.hardware,
+        io_limit: cx.plat.io_limit(),
         xen_l4: cx.plat.xen_l4(),
     }
 }
 
 /// The errno a guest sees for a frame-table refusal.
 pub fn mm_err(e: MmError) -> Errno {
-    match e {
-        // A frame already used as something else (a page table mapped writable, ...): Xen
-        // 4.17 answers -EBUSY.
-        MmError::TypeConflict(_) => Errno::Ebusy,
-        MmError::NotOwner(_) => Errno::Einval,
-        other => other.errno(),
-    }
+    e.errno()
 }
 
 /// Runs `f` on the frame table and machine memory, returning its result (`default` if the
@@ -86,12 +81,12 @@ pub fn l1_slot(cx: &mut Ctx<'_>, va: u64) -> Option<(Mfn, usize)> {
     Some((table, ((va >> 12) & 511) as usize))
 }
 
-/// Flushes as `update_va_mapping`'s flags ask, after the update (whose result is `rc`),
-/// exactly as Xen orders it: the flush happens even when the update failed; flush type 3 and
-/// `UVMF_NONE` do nothing; a scope other than `UVMF_LOCAL` (0) or `UVMF_ALL` (4) is a pointer
-/// to a vCPU mask, and reading it *replaces* the update's result (0, or `-EFAULT`) — a Xen
-/// quirk guests may rely on. Every vCPU of a domain runs on this CPU for now, so every scope
-/// flushes this CPU. Guest user mappings are global, so a TLB flush includes global entries.
+/// Flushes as `update_va_mapping`'s flags ask after a successful update, exactly as Xen
+/// does: flush type 3 and `UVMF_NONE` do nothing; a scope other than `UVMF_LOCAL` (0) or
+/// `UVMF_ALL` (4) is a pointer to a vCPU mask, and failing to read it makes the call
+/// `-EFAULT` (the update stays done). Every vCPU of a domain runs on this CPU for now, so
+/// every scope flushes this CPU. Guest user mappings are global, so a TLB flush includes
+/// global entries.
 fn uvmf_flush(cx: &mut Ctx<'_>, va: u64, flags: u64, rc: HcResult) -> HcResult {
     let kind = flags & m::UVMF_FLUSHTYPE_MASK;
     if kind != m::UVMF_TLB_FLUSH && kind != m::UVMF_INVLPG {
@@ -117,8 +112,10 @@ pub fn update_va_mapping(cx: &mut Ctx<'_>, args: [u64; 5], other: Option<u16>) -
         Some(d) => foreign_domain(cx, d)?,
         None => cx.dom.id,
     };
-    let rc = update_va(cx, va, val, fd);
-    uvmf_flush(cx, va, flags, rc)
+    // A failed update returns at once: nothing changed, so there is nothing to flush (and
+    // `va` may be garbage) — Xen since XSA-279.
+    let rc = update_va(cx, va, val, fd)?;
+    uvmf_flush(cx, va, flags, Ok(rc))
 }
 
 /// The update part of `update_va_mapping`: `-EINVAL` unless `va`'s L1 exists and is an L1.

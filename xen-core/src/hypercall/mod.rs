@@ -71,6 +71,8 @@ pub trait Platform {
     fn m2p_chunks(&self) -> alloc::vec::Vec<Mfn>;
     /// The hypervisor's L4 slots 256–271 for guest L4s.
     fn xen_l4(&self) -> [u64; 16];
+    /// One past the highest machine frame a domain with I/O rights may map.
+    fn io_limit(&self) -> u64;
     /// Loads a page-table root (machine address), flushing global entries if asked.
     fn load_cr3(&mut self, cr3: u64, flush_global: bool);
     /// Flushes this CPU's TLB (`global`: global entries too).

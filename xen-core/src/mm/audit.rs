@@ -49,6 +49,16 @@ pub enum Violation {
     },
     /// A free or idle frame is in a state only a used frame can be in.
     BadIdleState(Mfn),
+    /// A table's linear-map bookkeeping differs from its entries, or a table is both a linear
+    /// target and has linear entries.
+    Linear {
+        /// The frame.
+        mfn: Mfn,
+        /// Recorded.
+        recorded: i32,
+        /// Found.
+        expected: i32,
+    },
     /// A page-table entry references a frame that no domain owns.
     Unowned {
         /// The table.
@@ -77,6 +87,7 @@ pub fn audit(
 ) -> Result<AuditSummary, Violation> {
     let len = usize::try_from(table.len()).unwrap_or(usize::MAX);
     let mut expected = vec![(0u32, 0u32); len];
+    let mut linear = vec![(0i32, 0i32); len];
     let mut summary = AuditSummary::default();
     let bump = |exp: &mut [(u32, u32)], m: Mfn, g: u32, t: u32| {
         if let Some(e) = usize::try_from(m.0).ok().and_then(|i| exp.get_mut(i)) {
@@ -165,6 +176,18 @@ pub fn audit(
                         target,
                     });
                 }
+                if tty != lower {
+                    // A linear entry: (entries held, uses as a target).
+                    if let Some(l) = usize::try_from(mfn.0).ok().and_then(|x| linear.get_mut(x)) {
+                        l.0 += 1;
+                    }
+                    if let Some(l) = usize::try_from(target.0)
+                        .ok()
+                        .and_then(|x| linear.get_mut(x))
+                    {
+                        l.1 += 1;
+                    }
+                }
                 bump(&mut expected, target, 1, 1);
             }
         }
@@ -178,6 +201,18 @@ pub fn audit(
             .and_then(|i| expected.get(i))
             .copied()
             .unwrap_or_default();
+        let (entries, uses) = usize::try_from(mfn.0)
+            .ok()
+            .and_then(|i| linear.get(i))
+            .copied()
+            .unwrap_or_default();
+        if (entries > 0 && uses > 0) || f.linear != entries - uses {
+            return Err(Violation::Linear {
+                mfn,
+                recorded: f.linear,
+                expected: entries - uses,
+            });
+        }
         if f.count != g {
             return Err(Violation::Count {
                 mfn,

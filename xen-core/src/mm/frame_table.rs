@@ -92,6 +92,11 @@ pub struct FrameInfo {
     pub pinned: bool,
     /// The domain's allocation of this frame holds one general reference.
     pub allocated: bool,
+    /// Linear page-table bookkeeping (Xen's rules since XSA-240): positive, the number of
+    /// read-only same-level entries this table has that point at *other* tables; negative,
+    /// the number of such entries elsewhere pointing at this table. A table may be one or the
+    /// other, never both, so linear mappings cannot form cycles that keep tables alive.
+    pub linear: i32,
 }
 
 impl FrameInfo {
@@ -103,6 +108,7 @@ impl FrameInfo {
         count: 0,
         pinned: false,
         allocated: false,
+        linear: 0,
     };
     /// A free RAM frame.
     pub const FREE: FrameInfo = FrameInfo {
@@ -132,6 +138,10 @@ pub enum MmError {
     NotPinned(Mfn),
     /// The entry index is reserved for the hypervisor.
     ReservedSlot(Mfn, usize),
+    /// A frame in use as something else cannot be mapped writable.
+    Busy(Mfn),
+    /// Device memory (or no memory at all) the domain has no right to map.
+    NoIoAccess(Mfn),
 }
 
 impl MmError {
@@ -140,7 +150,8 @@ impl MmError {
     pub fn errno(self) -> hypercall_abi::errno::Errno {
         use hypercall_abi::errno::Errno;
         match self {
-            MmError::CountOverflow(_) => Errno::Ebusy,
+            MmError::CountOverflow(_) | MmError::Busy(_) => Errno::Ebusy,
+            MmError::NoIoAccess(_) => Errno::Eperm,
             _ => Errno::Einval,
         }
     }

@@ -64,6 +64,9 @@ pub struct PtContext {
     pub privileged: bool,
     /// May map device memory and use cache-attribute bits (domains with I/O resources).
     pub io: bool,
+    /// One past the highest frame such a domain may map as device memory (the machine's
+    /// physical address width; frames the hypervisor keeps are refused regardless).
+    pub io_limit: u64,
     /// The hypervisor's L4 entries, written into slots 256–271 of every validated L4.
     pub xen_l4: [u64; XEN_L4_END - XEN_L4_FIRST],
 }
@@ -75,6 +78,10 @@ const fn present(e: u64) -> bool {
 const fn frame_of(e: u64) -> Mfn {
     Mfn((e & PTE_ADDR_MASK) >> 12)
 }
+
+/// Device frames the hypervisor keeps for itself and no domain may map: the local APIC and
+/// the I/O APIC (at their architectural addresses).
+pub const HYPERVISOR_IO_FRAMES: [u64; 2] = [0xfee00, 0xfec00];
 
 /// Whether `index` of an L4 is one of the hypervisor's slots.
 pub const fn is_xen_l4_slot(index: usize) -> bool {
@@ -316,15 +323,25 @@ impl FrameTable<'_> {
             Err(_) => None,
         };
         match owner {
-            // Device memory (or beyond RAM): only with I/O rights, and without references.
-            None | Some(Owner::Io) if ctx.io => {}
+            // Device memory (or beyond RAM): only with I/O rights for that frame, and without
+            // references; otherwise Xen's -EPERM.
+            None | Some(Owner::Io) => {
+                if !ctx.io || target.0 >= ctx.io_limit || HYPERVISOR_IO_FRAMES.contains(&target.0) {
+                    return Err(MmError::NoIoAccess(target));
+                }
+            }
             Some(Owner::Dom(o)) if o == fd || ctx.privileged => {
                 self.get_page(target, o)?;
                 if e & _PAGE_RW != 0
                     && let Err(err) = self.get_type(env, ctx, target, PageType::Writable)
                 {
                     self.put_page_env(env, target);
-                    return Err(err);
+                    // A frame in use as something else cannot be mapped writable: Xen's
+                    // -EBUSY (every other type conflict is -EINVAL).
+                    return Err(match err {
+                        MmError::TypeConflict(m) => MmError::Busy(m),
+                        other => other,
+                    });
                 }
             }
             _ => return Err(MmError::NotOwner(target)),
@@ -372,12 +389,38 @@ impl FrameTable<'_> {
         let is_same_level = self
             .info(child)
             .is_ok_and(|f| f.type_count > 0 && f.ty == same);
-        let ty = if linear && is_same_level { same } else { lower };
-        if let Err(err) = self.get_type(env, ctx, child, ty) {
+        if linear && is_same_level {
+            // A linear map of another, already validated table of this level: allowed only if
+            // this table is not itself a linear target and the target has no linear entries
+            // (Xen's one-level rule), so no cycle can ever form.
+            let table_ok = self.info(table).is_ok_and(|f| f.linear >= 0);
+            let child_ok = self.info(child).is_ok_and(|f| f.linear <= 0);
+            if !table_ok || !child_ok {
+                self.put_page_env(env, child);
+                return Err(MmError::BadEntry(child, 0));
+            }
+            if let Err(err) = self.get_type(env, ctx, child, same) {
+                self.put_page_env(env, child);
+                return Err(err);
+            }
+            self.adjust_linear(table, child, 1);
+            return Ok(adjust(e));
+        }
+        if let Err(err) = self.get_type(env, ctx, child, lower) {
             self.put_page_env(env, child);
             return Err(err);
         }
         Ok(adjust(e))
+    }
+
+    /// Counts (`delta` = 1) or uncounts (-1) a linear entry of `table` pointing at `child`.
+    fn adjust_linear(&mut self, table: Mfn, child: Mfn, delta: i32) {
+        if let Ok(f) = self.info_mut(table) {
+            f.linear = f.linear.saturating_add(delta);
+        }
+        if let Ok(f) = self.info_mut(child) {
+            f.linear = f.linear.saturating_sub(delta);
+        }
     }
 
     /// Drops the references held by entry `e` of a level-`level` table `table`.
@@ -396,6 +439,14 @@ impl FrameTable<'_> {
             }
             self.put_page_env(env, target);
         } else if target != table {
+            // An entry to a table of the same level is a linear one.
+            let linear = PageType::table(level).is_some_and(|same| {
+                self.info(target)
+                    .is_ok_and(|f| f.type_count > 0 && f.ty == same)
+            });
+            if linear {
+                self.adjust_linear(table, target, -1);
+            }
             self.put_type(env, target);
             self.put_page_env(env, target);
         }
@@ -516,6 +567,7 @@ impl FrameTable<'_> {
             let ty = f.ty;
             f.type_count = 0;
             f.ty = PageType::None;
+            f.linear = 0;
             if let Some(level) = ty.level() {
                 self.release_entries(env, m, level);
             }
@@ -565,6 +617,7 @@ pub(crate) mod tests {
             dom,
             privileged: false,
             io: false,
+            io_limit: 1 << 28,
             xen_l4: [0xdead_0000_0000_1003; 16],
         }
     }
@@ -773,6 +826,32 @@ pub(crate) mod tests {
         let io = PtContext { io: true, ..ctx(D) };
         t.pin(&mut env, &io, Mfn(21), 1).unwrap();
         assert_eq!(t.info(Mfn(61)).unwrap().count, 0);
+        // Without I/O rights, beyond the address space, or the hypervisor's APICs: the update
+        // is refused with -EPERM (a table holding such an entry fails validation: -EINVAL).
+        t.pin(&mut env, &io, Mfn(24), 1).unwrap();
+        assert_eq!(
+            t.update_entry(&mut env, &ctx(D), Mfn(24), 0, pte(1000, P), D),
+            Err(MmError::NoIoAccess(Mfn(1000)))
+        );
+        for far in [1u64 << 28, 1 << 38, 0xfee00, 0xfec00] {
+            assert_eq!(
+                t.update_entry(&mut env, &io, Mfn(24), 0, pte(far, P), D),
+                Err(MmError::NoIoAccess(Mfn(far)))
+            );
+        }
+        env.write(Mfn(25), 0, pte(0xfee00, P));
+        assert_eq!(
+            t.pin(&mut env, &io, Mfn(25), 1),
+            Err(MmError::BadEntry(Mfn(25), 0))
+        );
+        assert_eq!(
+            MmError::NoIoAccess(Mfn(1)).errno(),
+            hypercall_abi::errno::Errno::Eperm
+        );
+        assert_eq!(
+            MmError::Busy(Mfn(1)).errno(),
+            hypercall_abi::errno::Errno::Ebusy
+        );
         // Free frames can never be mapped.
         env.write(Mfn(23), 0, pte(55, P));
         assert!(t.pin(&mut env, &dom0, Mfn(23), 1).is_err());
@@ -871,24 +950,58 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn relinquish_frees_everything_even_with_cycles() {
+    fn linear_maps_cannot_form_cycles() {
+        let (mut s, mut env) = setup();
+        let mut t = FrameTable::new(&mut s);
+        build_tree(&mut env);
+        t.pin(&mut env, &ctx(D), Mfn(20), 4).unwrap();
+        t.pin(&mut env, &ctx(D), Mfn(21), 4).unwrap();
+        t.pin(&mut env, &ctx(D), Mfn(22), 4).unwrap();
+        // 20 -> 21 read-only: a linear map of another L4.
+        t.update_entry(&mut env, &ctx(D), Mfn(20), 1, pte(21, P), D)
+            .unwrap();
+        assert_eq!(t.info(Mfn(20)).unwrap().linear, 1);
+        assert_eq!(t.info(Mfn(21)).unwrap().linear, -1);
+        // 21 -> 20 would close a cycle: 21 is a linear target, 20 has linear entries.
+        assert_eq!(
+            t.update_entry(&mut env, &ctx(D), Mfn(21), 1, pte(20, P), D),
+            Err(MmError::BadEntry(Mfn(20), 0))
+        );
+        // 22 -> 20: 20 has linear entries, so it may not be a target either.
+        assert!(
+            t.update_entry(&mut env, &ctx(D), Mfn(22), 1, pte(20, P), D)
+                .is_err()
+        );
+        // 22 -> 21: another table may map the same target.
+        t.update_entry(&mut env, &ctx(D), Mfn(22), 1, pte(21, P), D)
+            .unwrap();
+        assert_eq!(t.info(Mfn(21)).unwrap().linear, -2);
+        // Clearing the entries undoes the counts, and unpinned tables lose their type.
+        t.update_entry(&mut env, &ctx(D), Mfn(20), 1, 0, D).unwrap();
+        t.update_entry(&mut env, &ctx(D), Mfn(22), 1, 0, D).unwrap();
+        for m in [20, 21, 22] {
+            assert_eq!(t.info(Mfn(m)).unwrap().linear, 0);
+            t.unpin(&mut env, Mfn(m), D).unwrap();
+            assert_eq!(t.info(Mfn(m)).unwrap().type_count, 0);
+        }
+    }
+
+    #[test]
+    fn relinquish_frees_everything_even_with_linear_maps() {
         let (mut s, mut env) = setup();
         let mut t = FrameTable::new(&mut s);
         build_tree(&mut env);
         t.pin(&mut env, &ctx(D), Mfn(1), 4).unwrap();
-        // Two L4s referencing each other read-only (a cycle), both unpinned afterwards.
+        // An L4 mapping another read-only, then unpinned: kept alive by the linear entry.
         t.pin(&mut env, &ctx(D), Mfn(20), 4).unwrap();
         t.pin(&mut env, &ctx(D), Mfn(21), 4).unwrap();
         t.update_entry(&mut env, &ctx(D), Mfn(20), 1, pte(21, P), D)
             .unwrap();
-        t.update_entry(&mut env, &ctx(D), Mfn(21), 1, pte(20, P), D)
-            .unwrap();
-        t.unpin(&mut env, Mfn(20), D).unwrap();
         t.unpin(&mut env, Mfn(21), D).unwrap();
         assert_eq!(
-            t.info(Mfn(20)).unwrap().type_count,
+            t.info(Mfn(21)).unwrap().type_count,
             1,
-            "kept alive by the cycle"
+            "kept alive by the linear entry"
         );
         t.relinquish(&mut env, D);
         let mut freed: Vec<u64> = env.freed.iter().map(|m| m.0).collect();

@@ -51,6 +51,8 @@ struct Runtime {
     armed_for: u64,
     /// Some domain other than the current one may have shut down (remote shutdown).
     reap_others: bool,
+    /// The scheduler's change counter when it last decided (see `Scheduler::changes`).
+    sched_seen: u64,
 }
 
 /// Facts fixed at boot that hypercalls report.
@@ -306,6 +308,7 @@ pub fn start(domains: &[BootDomain<'_>], boot: BootInfo<'_>) -> ! {
         sched_until: u64::MAX,
         armed_for: u64::MAX,
         reap_others: false,
+        sched_seen: u64::MAX,
     };
     let now = arch::time::now_ns();
     for b in domains {
@@ -592,11 +595,14 @@ fn exit_path(
         if rt.reap_others {
             reap(rt, frame);
         }
-        fire_timers(rt, now);
+        if rt.sys.timers.next_deadline().is_some_and(|d| d <= now) {
+            fire_timers(rt, now);
+        }
+        // The last decision stands unless a deadline passed or something changed since.
         let resched = force
             || now >= rt.sched_until
-            || rt.sys.sched.should_preempt(CPU, now)
-            || rt.current.is_none();
+            || rt.current.is_none()
+            || (rt.sys.sched.changes() != rt.sched_seen && rt.sys.sched.should_preempt(CPU, now));
         force = false;
         if resched {
             let d = rt.sys.sched.schedule(CPU, now);
@@ -610,6 +616,7 @@ fn exit_path(
                 }
             }
         }
+        rt.sched_seen = rt.sys.sched.changes();
         if rt.current.is_some() {
             deliver_pending(rt, frame);
             if rt.reap_others {
@@ -820,6 +827,22 @@ fn update_time_info(vcpu_info: Paddr) {
 /// event upcall if one is pending and events are unmasked.
 fn deliver_pending(rt: &mut Runtime, frame: &mut Frame) {
     let Some(cur) = rt.current else { return };
+    // The common case, cheaply: no NMI waiting and no upcall due.
+    let Some(v) = rt
+        .domains
+        .get(cur.dom)
+        .and_then(|d| d.vcpus.get(cur.vcpu as usize))
+    else {
+        return;
+    };
+    let mut word = [0u8; 2];
+    if v.vcpu_info.0 != 0 {
+        arch::mm::read_machine(v.vcpu_info, &mut word);
+    }
+    let upcall_due = word[0] != 0 && word[1] == 0;
+    if !upcall_due && !v.nmi_pending {
+        return;
+    }
     with_vcpu(rt, cur, frame, |cx| {
         let nmi = {
             let v = cx.v();

@@ -313,6 +313,8 @@ pub struct Scheduler {
     next_acct: u64,
     /// The latest time seen.
     now: u64,
+    /// Changes so far (see [`Scheduler::changes`]).
+    changes: u64,
 }
 
 /// `n` as a signed credit amount (saturating).
@@ -342,6 +344,7 @@ impl Scheduler {
             vcpus: BTreeMap::new(),
             next_acct: params.period_ns,
             now: 0,
+            changes: 0,
         }
     }
 
@@ -367,6 +370,7 @@ impl Scheduler {
         check_params(params, 0)?;
         self.doms
             .insert(dom, new_dom(params, self.params.period_ns));
+        self.changes = self.changes.wrapping_add(1);
         Ok(())
     }
 
@@ -472,6 +476,7 @@ impl Scheduler {
         if self.doms.remove(&dom).is_none() {
             return Err(SchedError::NoSuchDomain);
         }
+        self.changes = self.changes.wrapping_add(1);
         let gone: Vec<VcpuRef> = self.vcpus.range(dom_range(dom)).map(|(&r, _)| r).collect();
         for r in &gone {
             self.vcpus.remove(r);
@@ -772,10 +777,20 @@ impl Scheduler {
 
     // ---- internals ----
 
-    /// Advances the scheduler's clock to `now` (never backwards) and returns it.
+    /// Advances the scheduler's clock to `now` (never backwards) and returns it. Every call
+    /// that can change a decision goes through here, so it also counts changes.
     fn clock(&mut self, now: u64) -> u64 {
+        self.changes = self.changes.wrapping_add(1);
         self.now = self.now.max(now);
         self.now
+    }
+
+    /// A counter that moves whenever something that can change a scheduling decision happens
+    /// (a wake, a block, a yield, a vCPU going up or down, a domain coming or going, a
+    /// decision). While it stands still and no deadline passed, the last decision holds and
+    /// [`Scheduler::should_preempt`] need not be asked.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Applies a change to a vCPU that may wake it, and boosts it if it became runnable with

@@ -248,6 +248,9 @@ impl Platform for HwPlatform {
     fn mxcsr_mask(&self) -> u32 {
         self.facts.mxcsr_mask
     }
+    fn update_time_info(&mut self, vcpu_info: Paddr) {
+        update_time_info(vcpu_info);
+    }
 }
 
 /// A domain built at boot, ready to start.
@@ -535,7 +538,12 @@ pub fn guest_trap(frame: &mut Frame) {
 /// A timer (or other device) interrupt taken in guest context: run the exit path, which
 /// fires timers and may switch vCPUs.
 pub fn guest_interrupt(frame: &mut Frame) {
-    let (guard, _) = lock_current();
+    let (mut guard, _) = lock_current();
+    // The one-shot timer fired (possibly a little before the deadline by our clock): it
+    // must be armed again.
+    if let Some(rt) = guard.as_mut() {
+        rt.armed_for = u64::MAX;
+    }
     let guard = exit_path(guard, frame, false);
     drop(guard);
     // The frame is an interrupt frame (or another vCPU's saved frame): `iretq` unless it is a
@@ -631,6 +639,9 @@ fn exit_path(
         drop(guard);
         arch::idle_wait();
         guard = RUNTIME.lock();
+        if let Some(rt) = guard.as_mut() {
+            rt.armed_for = u64::MAX;
+        }
         force = true;
     }
 }
@@ -721,6 +732,7 @@ fn switch_out(rt: &mut Runtime, prev: VcpuRef, frame: &Frame) {
     if let Some(area) = v.runstate_area {
         let now = arch::time::now_ns();
         if let Some(info) = rt.sys.sched.runstate(prev, now) {
+            let info = hypercall::vcpu::as_of_last_change(info, now);
             let _ = arch::guest::copy_to_guest(area, crate::arch::pod::bytes_of(&info));
         }
     }
@@ -780,6 +792,7 @@ fn switch_in(rt: &mut Runtime, next: VcpuRef, frame: &mut Frame, now: u64) {
     if let Some(area) = runstate_area
         && let Some(info) = rt.sys.sched.runstate(next, now)
     {
+        let info = hypercall::vcpu::as_of_last_change(info, now);
         let _ = arch::guest::copy_to_guest(area, crate::arch::pod::bytes_of(&info));
     }
     // The periodic timer runs while the vCPU does; a period that passed while it was away

@@ -121,6 +121,8 @@ pub trait Platform {
     fn cpu(&self) -> usize;
     /// The MXCSR bits this CPU supports (for guest-supplied FPU images).
     fn mxcsr_mask(&self) -> u32;
+    /// Refreshes the `vcpu_time_info` inside the `vcpu_info` at machine address `vcpu_info`.
+    fn update_time_info(&mut self, vcpu_info: Paddr);
 }
 
 /// Everything a handler works on.

@@ -76,10 +76,11 @@ pub fn vcpu_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
         hv::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
             let a: VcpuRegisterRunstateMemoryArea = read_guest(cx.mem, arg)?;
             cx.dom.vcpus[idx].runstate_area = (a.addr != 0).then_some(a.addr);
-            // The caller's own area is filled at once (others when they next run).
+            // The caller's own area is filled at once (others when they next change state),
+            // with the times as of its last state change, as Xen does.
             if target == cx.me() && a.addr != 0 {
                 let info = cx.sys.sched.runstate(target, now).unwrap_or_default();
-                let _ = write_guest(cx.mem, a.addr, &info);
+                let _ = write_guest(cx.mem, a.addr, &as_of_last_change(info, now));
             }
             Ok(0)
         }
@@ -129,17 +130,32 @@ pub fn vcpu_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
     }
 }
 
-/// Sets vCPU `idx`'s periodic timer period (0 stops it); it runs while the vCPU runs.
+/// Sets vCPU `idx`'s periodic timer period (0 stops it). It runs while the vCPU runs: for the
+/// running vCPU the new period takes effect at once, and (as in Xen) a tick more than a
+/// period overdue is sent right away.
 fn set_periodic(cx: &mut Ctx<'_>, idx: usize, target: VcpuRef, period: u64, now: u64) {
-    let v = &mut cx.dom.vcpus[idx];
-    v.periodic_period = period;
-    v.periodic_last = now;
+    cx.dom.vcpus[idx].periodic_period = period;
     let key = TimerKey::Periodic(target);
     if period == 0 {
         cx.sys.timers.cancel(key);
-    } else if cx.sys.sched.current(cx.plat.cpu()) == Some(target) {
-        cx.sys.timers.set(key, now.saturating_add(period));
+        return;
     }
+    if cx.sys.sched.current(cx.plat.cpu()) != Some(target) {
+        return;
+    }
+    let mut last = cx.dom.vcpus[idx].periodic_last;
+    if now >= last.saturating_add(period) {
+        let (hub, mut wake) = cx.sys.split(now);
+        hub.send_virq(
+            target,
+            hypercall_abi::evtchn::VIRQ_TIMER,
+            cx.emem,
+            &mut wake,
+        );
+        last = now;
+        cx.dom.vcpus[idx].periodic_last = now;
+    }
+    cx.sys.timers.set(key, last.saturating_add(period));
 }
 
 /// `VCPUOP_register_vcpu_info`: moves vCPU `idx`'s `vcpu_info` into a page of the domain's
@@ -151,9 +167,12 @@ fn register_vcpu_info(
     a: VcpuRegisterVcpuInfo,
 ) -> HcResult {
     const SIZE: usize = 64;
-    if usize::try_from(a.offset).map_or(true, |o| o > 4096 - SIZE)
-        || cx.dom.vcpus[idx].vcpu_info_registered
-    {
+    // Xen's order: the offset, then a second registration, then "yourself or a vCPU that is
+    // down".
+    if usize::try_from(a.offset).map_or(true, |o| o > 4096 - SIZE) {
+        return Err(Errno::Enxio);
+    }
+    if cx.dom.vcpus[idx].vcpu_info_registered || (target != cx.me() && cx.dom.vcpus[idx].online) {
         return Err(Errno::Einval);
     }
     let mfn = Mfn(a.mfn);
@@ -187,6 +206,7 @@ fn register_vcpu_info(
     let now = cx.plat.now_ns();
     let (hub, mut wake) = cx.sys.split(now);
     let _ = hub.set_vcpu_info(target, new, cx.emem, &mut wake);
+    cx.plat.update_time_info(new);
     Ok(0)
 }
 
@@ -316,4 +336,20 @@ fn initialise(cx: &mut Ctx<'_>, idx: usize, c: &VcpuGuestContext) -> Result<(), 
     *v.fpu = fpu;
     v.initialised = true;
     Ok(())
+}
+
+/// `info` (read at `now`) without the time spent in the current state since it began: what
+/// a runstate area holds between state changes.
+pub fn as_of_last_change(
+    mut info: hypercall_abi::vcpu::VcpuRunstateInfo,
+    now: u64,
+) -> hypercall_abi::vcpu::VcpuRunstateInfo {
+    let since = now.saturating_sub(info.state_entry_time & !(1 << 63));
+    if let Some(t) = usize::try_from(info.state)
+        .ok()
+        .and_then(|s| info.time.get_mut(s))
+    {
+        *t = t.saturating_sub(since);
+    }
+    info
 }

@@ -10,14 +10,14 @@
 //! The policy helpers turn guest arguments into deadlines the way Xen 4.17 does:
 //! - [`set_timer_op_action`]: `set_timer_op` (hypercall 15), with Xen's workaround for Linux
 //!   jiffies wrap (`do_set_timer_op` in `xen/common/sched/core.c`);
-//! - [`singleshot_deadline`]: `VCPUOP_set_singleshot_timer` and its `VCPU_SSHOTTMR_future` flag;
+//! - [`singleshot_deadline`]: `VCPUOP_set_singleshot_timer` (its `VCPU_SSHOTTMR_future` flag is ignored, as in Xen 4.17.7);
 //! - [`periodic_period`]: `VCPUOP_set_periodic_timer`'s accepted periods;
 //! - [`PeriodicTimer`]: the periodic timer's deadlines, which keep their phase and skip missed
 //!   periods rather than firing a burst after a long gap.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use hypercall_abi::errno::Errno;
-use hypercall_abi::vcpu::{VCPU_PERIODIC_TIMER_MIN_NS, VCPU_SSHOTTMR_FUTURE};
+use hypercall_abi::vcpu::VCPU_PERIODIC_TIMER_MIN_NS;
 
 /// A queue of timers, at most one per key, ordered by deadline.
 ///
@@ -150,18 +150,15 @@ pub fn set_timer_op_action(timeout: u64, now: u64) -> TimerAction {
     }
 }
 
-/// The deadline `VCPUOP_set_singleshot_timer` arms, as Xen 4.17.0 decides it: with
-/// `VCPU_SSHOTTMR_future` in `flags`, a deadline strictly before `now` fails with `-ETIME`;
-/// otherwise the deadline is used as given (a past one fires at once; `0` is just a time in the
-/// past, not a cancel). Other flag bits are ignored, as Xen ignores them.
+/// The deadline `VCPUOP_set_singleshot_timer` arms, as Xen 4.17 (since 4.17.2, which took
+/// upstream's change) decides it: the deadline is used as given, and a past one fires at once.
+/// `VCPU_SSHOTTMR_future` no longer makes a past deadline fail with `-ETIME` (real Xen 4.17.7
+/// returns 0 and fires), and `0` is just a time in the past, not a cancel.
 ///
 /// # Errors
 ///
-/// [`Errno::Etime`] when the `future` flag is set and `timeout_abs_ns < now`.
-pub fn singleshot_deadline(timeout_abs_ns: u64, flags: u32, now: u64) -> Result<u64, Errno> {
-    if flags & VCPU_SSHOTTMR_FUTURE != 0 && timeout_abs_ns < now {
-        return Err(Errno::Etime);
-    }
+/// None today; the `Result` keeps the hypercall's shape.
+pub fn singleshot_deadline(timeout_abs_ns: u64, _flags: u32, _now: u64) -> Result<u64, Errno> {
     Ok(timeout_abs_ns)
 }
 
@@ -437,33 +434,17 @@ mod tests {
     }
 
     #[test]
-    fn singleshot_future_flag() {
+    fn singleshot_future_flag_is_ignored() {
+        use hypercall_abi::vcpu::VCPU_SSHOTTMR_FUTURE;
         let now = 1_000;
-        assert_eq!(
-            singleshot_deadline(999, VCPU_SSHOTTMR_FUTURE, now),
-            Err(Errno::Etime)
-        );
-        assert_eq!(
-            singleshot_deadline(0, VCPU_SSHOTTMR_FUTURE, now),
-            Err(Errno::Etime)
-        );
-        // Equal to now is not in the past (Xen tests `timeout < NOW()`).
-        assert_eq!(
-            singleshot_deadline(1_000, VCPU_SSHOTTMR_FUTURE, now),
-            Ok(1_000)
-        );
+        // Xen 4.17.7 ignores VCPU_SSHOTTMR_future: a past deadline fires at once.
+        assert_eq!(singleshot_deadline(999, VCPU_SSHOTTMR_FUTURE, now), Ok(999));
+        assert_eq!(singleshot_deadline(0, VCPU_SSHOTTMR_FUTURE, now), Ok(0));
         assert_eq!(
             singleshot_deadline(2_000, VCPU_SSHOTTMR_FUTURE, now),
             Ok(2_000)
         );
-        // Without the flag a past deadline is accepted (fires at once), 0 included.
         assert_eq!(singleshot_deadline(999, 0, now), Ok(999));
-        assert_eq!(singleshot_deadline(0, 0, now), Ok(0));
-        // Unknown flag bits are ignored.
-        assert_eq!(
-            singleshot_deadline(999, !VCPU_SSHOTTMR_FUTURE, now),
-            Ok(999)
-        );
         assert_eq!(singleshot_deadline(u64::MAX, u32::MAX, now), Ok(u64::MAX));
     }
 

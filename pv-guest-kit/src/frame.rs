@@ -135,6 +135,77 @@ const _: () = {
     assert!(offset_of!(FailsafeFrame, rip) == REGISTERS_SIZE + 32);
 };
 
+/// A system call from guest user mode, as the kit's syscall entry saves it (reference §8.3).
+///
+/// Xen enters the syscall callback on the kernel stack (`stack_switch`) with RCX, R11, RIP, CS,
+/// RFLAGS, RSP, SS; RCX and R11 hold the user's return RIP and RFLAGS (what `syscall` put
+/// there), RIP is the same return RIP, CS is the user selector (`0xe033`, RPL 3: "from user
+/// mode"). The entry pops RCX and R11 back into their registers and saves every register, so
+/// `regs` holds the user's registers at the `syscall` (the number in `rax`, the arguments in
+/// `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`, as on Linux).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallFrame {
+    /// The user's registers; `rcx` = return RIP and `r11` = RFLAGS (from Xen's frame).
+    pub regs: Registers,
+    /// Where the user continues (after the `syscall`).
+    pub rip: u64,
+    /// The user code selector (RPL 3), with the upcall mask before delivery in bits 32–39.
+    pub cs: u64,
+    /// The user's RFLAGS, with IF = !(saved upcall mask).
+    pub rflags: u64,
+    /// The user stack pointer.
+    pub rsp: u64,
+    /// The user stack selector.
+    pub ss: u64,
+}
+
+/// Size of [`SyscallFrame`].
+pub const SYSCALL_FRAME_SIZE: usize = REGISTERS_SIZE + 5 * 8;
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<SyscallFrame>() == SYSCALL_FRAME_SIZE);
+    assert!(offset_of!(SyscallFrame, rip) == REGISTERS_SIZE);
+    assert!(offset_of!(SyscallFrame, ss) == REGISTERS_SIZE + 32);
+};
+
+impl SyscallFrame {
+    /// The user code selector (bits 0–15 of the CS slot).
+    pub fn selector(&self) -> u16 {
+        cs_selector(self.cs)
+    }
+
+    /// `evtchn_upcall_mask` as it was before delivery.
+    pub fn saved_upcall_mask(&self) -> u8 {
+        cs_upcall_mask(self.cs)
+    }
+
+    /// Whether the call came from guest user mode (selector RPL 3).
+    pub fn from_user_mode(&self) -> bool {
+        self.cs & 3 == 3
+    }
+
+    /// The system call number (`rax`).
+    pub fn number(&self) -> u64 {
+        self.regs.rax
+    }
+
+    /// Argument `n` (0–5: `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`), 0 past them.
+    pub fn arg(&self, n: usize) -> u64 {
+        let r = &self.regs;
+        match n {
+            0 => r.rdi,
+            1 => r.rsi,
+            2 => r.rdx,
+            3 => r.r10,
+            4 => r.r8,
+            5 => r.r9,
+            _ => 0,
+        }
+    }
+}
+
 /// Decoding of the CS slot of a bounce frame, shared by both frame kinds.
 fn cs_selector(cs: u64) -> u16 {
     (cs & 0xffff) as u16
@@ -264,6 +335,22 @@ mod tests {
         assert_eq!(frame.saved_upcall_mask(), 1);
         assert!(frame.from_kernel_mode());
         assert!(frame.has_error_code());
+        let sys = SyscallFrame {
+            cs: 0x1_0000_e033,
+            regs: Registers {
+                rax: 2,
+                rdi: 7,
+                r10: 9,
+                ..Registers::default()
+            },
+            ..SyscallFrame::default()
+        };
+        assert!(sys.from_user_mode());
+        assert_eq!((sys.selector(), sys.saved_upcall_mask()), (0xe033, 1));
+        assert_eq!(
+            (sys.number(), sys.arg(0), sys.arg(3), sys.arg(6)),
+            (2, 7, 9, 0)
+        );
         let user = TrapFrame {
             vector: 3,
             cs: 0xe033,

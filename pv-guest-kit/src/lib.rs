@@ -25,12 +25,24 @@ pub mod logger;
 mod panic;
 #[cfg(target_os = "none")]
 pub mod traps;
+// The event-channel, time and secondary-vCPU layers (bare metal; no unsafe of their own).
+#[cfg(target_os = "none")]
+pub mod events;
+#[cfg(target_os = "none")]
+pub mod time;
+#[cfg(target_os = "none")]
+pub mod vcpus;
 
 pub mod boot;
 pub mod errno;
+pub mod evtchn_2l;
 pub mod frame;
 pub mod layout;
+pub mod mm;
+pub mod pvclock;
 pub mod text;
+pub mod user;
+pub mod vcpu_context;
 
 pub use boot::StartInfo;
 pub use errno::{Errno, HypercallResult};

@@ -21,6 +21,20 @@ pub fn cstr(field: &[u8]) -> &str {
     }
 }
 
+/// `byte` if it is printable ASCII (or a space), else `.`: for echoing untrusted text.
+///
+/// ```
+/// assert_eq!(pv_guest_kit::text::printable(b'a'), b'a');
+/// assert_eq!(pv_guest_kit::text::printable(0x1b), b'.');
+/// ```
+pub const fn printable(byte: u8) -> u8 {
+    if byte.is_ascii_graphic() || byte == b' ' {
+        byte
+    } else {
+        b'.'
+    }
+}
+
 /// A fixed-size output buffer that hands its bytes to `sink` whenever it fills up and when it is
 /// flushed (or dropped), so formatted output costs one console write per line rather than one
 /// per fragment. It needs no lock and no allocator, so it can be used anywhere, including in

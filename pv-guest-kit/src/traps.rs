@@ -16,6 +16,8 @@
 //! stub returns to what the frame says through the `iret` hypercall. A vector with no handler
 //! panics with the frame, which shuts the domain down with `SHUTDOWN_crash`.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 pub use crate::arch::traps::{Gate, failsafe_entry, stub_address};
 use crate::errno::HypercallResult;
 pub use crate::frame::{FailsafeFrame, TrapFrame, vector_name};
@@ -28,6 +30,21 @@ pub type FailsafeHandler = fn(&mut FailsafeFrame);
 
 static HANDLERS: spin::Mutex<[Option<Handler>; 256]> = spin::Mutex::new([None; 256]);
 static FAILSAFE: spin::Mutex<Option<FailsafeHandler>> = spin::Mutex::new(None);
+
+/// The vCPU that holds the handler table's lock to change it (`NOBODY`: none). An exception
+/// taken on another vCPU meanwhile waits for the lock; one taken on that vCPU itself (inside
+/// the change) cannot, and is treated as unhandled.
+static CHANGING: AtomicU32 = AtomicU32::new(NOBODY);
+const NOBODY: u32 = u32::MAX;
+
+/// Runs `f` on the handler table, recording which vCPU holds it.
+fn change_table<R>(f: impl FnOnce(&mut [Option<Handler>; 256]) -> R) -> R {
+    let mut table = HANDLERS.lock();
+    CHANGING.store(crate::arch::percpu::current(), Ordering::SeqCst);
+    let result = f(&mut table);
+    CHANGING.store(NOBODY, Ordering::SeqCst);
+    result
+}
 
 /// The gate [`init`] installs for an exception vector: DPL 3 for `#BP` (3) and `#OF` (4), so
 /// that `int3`/`into` also work where a hypervisor checks the DPL; DPL 0 otherwise; events
@@ -82,20 +99,18 @@ pub fn set_gate(vector: u8, dpl: u8, mask_events: bool) -> HypercallResult {
     }])
 }
 
-/// Sets the Rust handler for `vector`; returns the previous one.
+/// Sets the Rust handler for `vector` (for every vCPU); returns the previous one.
 pub fn set_handler(vector: u8, handler: Handler) -> Option<Handler> {
-    HANDLERS
-        .lock()
-        .get_mut(usize::from(vector))
-        .and_then(|slot| slot.replace(handler))
+    change_table(|table| {
+        table
+            .get_mut(usize::from(vector))
+            .and_then(|slot| slot.replace(handler))
+    })
 }
 
 /// Removes the Rust handler for `vector` (it then panics when taken); returns it.
 pub fn clear_handler(vector: u8) -> Option<Handler> {
-    HANDLERS
-        .lock()
-        .get_mut(usize::from(vector))
-        .and_then(Option::take)
+    change_table(|table| table.get_mut(usize::from(vector)).and_then(Option::take))
 }
 
 /// Sets the failsafe handler and registers the kit's failsafe entry with the hypervisor
@@ -111,11 +126,19 @@ pub fn set_failsafe_handler(handler: FailsafeHandler, mask_events: bool) -> Hype
 /// Called by the stubs: runs the vector's handler, or reports the exception and panics.
 pub(crate) fn dispatch(frame: &mut TrapFrame) {
     let vector = usize::try_from(frame.vector).unwrap_or(usize::MAX);
-    // Copy the handler out so that it runs without the lock (it may set handlers itself). If an
-    // exception hits while the table is being changed, the lock is busy: treat it as unhandled.
-    let handler = HANDLERS
-        .try_lock()
-        .and_then(|table| table.get(vector).copied().flatten());
+    // Copy the handler out so that it runs without the lock (it may set handlers itself). If
+    // another vCPU is changing the table, wait for it; if this vCPU is (the exception hit
+    // inside the change), treat the exception as unhandled rather than deadlock.
+    let me = crate::arch::percpu::current();
+    let handler = loop {
+        if let Some(table) = HANDLERS.try_lock() {
+            break table.get(vector).copied().flatten();
+        }
+        if CHANGING.load(Ordering::SeqCst) == me {
+            break None;
+        }
+        core::hint::spin_loop();
+    };
     match handler {
         Some(handler) => handler(frame),
         None => panic!("unhandled exception: {frame}"),

@@ -54,12 +54,105 @@ pub const HYPERCALLS: Guest = Guest {
     min_checks: 190,
 };
 
+/// Every event-channel operation one domain can make, the upcall with exact counts, masking,
+/// VIRQs, IPIs, `SCHEDOP_poll`, port exhaustion and the FIFO commands on a 2-level domain.
+/// Boot the hypervisor with [`VCPUS_XEN_OPTIONS`] (the checks for vCPU 1 need it to exist).
+pub const EVENTS: Guest = Guest {
+    image: "events",
+    args: "events",
+    min_checks: 188,
+};
+
+/// System time and the wallclock, `set_timer_op`, the single-shot and periodic vCPU timers,
+/// `SCHEDOP_block`, sleeping, and vCPU 0's runstate (one vCPU).
+pub const TIMERS: Guest = Guest {
+    image: "timers",
+    args: "timers",
+    min_checks: 75,
+};
+
+/// Secondary vCPUs brought up on the kit's entry point, 10,000 IPI round trips between vCPU 0
+/// and 1, per-vCPU timers, a moved `vcpu_info`, `VCPUOP_down`/`up` and runstate. Boot the
+/// hypervisor with [`VCPUS_XEN_OPTIONS`].
+pub const VCPUS: Guest = Guest {
+    image: "vcpus",
+    args: "vcpus",
+    min_checks: 70,
+};
+
+/// The hypervisor options [`EVENTS`] and [`VCPUS`] need: dom0 with two vCPUs.
+pub const VCPUS_XEN_OPTIONS: &str = "dom0_max_vcpus=2";
+
 /// TSC cycles of a null hypercall, an exception round trip and a forced-emulation cpuid.
 pub const BENCH: Guest = Guest {
     image: "bench",
     args: "bench",
     min_checks: 5,
 };
+
+/// [`BENCH`] plus the memory-management and user-mode paths: `mmu-update-1`,
+/// `update-va-mapping-invlpg`, `mmu-update-512`, `ptwr-write`, `user-syscall-round-trip`.
+pub const BENCH_MM: Guest = Guest {
+    image: "bench",
+    args: "bench mm",
+    min_checks: 15,
+};
+
+/// The names of the BENCH lines [`BENCH`] prints, in order.
+pub const BENCH_NAMES: [&str; 4] = [
+    "rdtsc",
+    "null-hypercall",
+    "exception-round-trip",
+    "forced-cpuid",
+];
+
+/// The names of the BENCH lines [`BENCH_MM`] adds after [`BENCH_NAMES`], in order.
+pub const BENCH_MM_NAMES: [&str; 5] = [
+    "mmu-update-1",
+    "update-va-mapping-invlpg",
+    "mmu-update-512",
+    "ptwr-write",
+    "user-syscall-round-trip",
+];
+
+/// A fresh address space built, pinned and loaded; 10,000 pages mapped and unmapped in
+/// batches; Xen's refusals and errnos; writable page tables; a user-mode program making
+/// system calls and taking a page fault.
+pub const ADDRESS_SPACE: Guest = Guest {
+    image: "address-space",
+    args: "address-space",
+    min_checks: 127,
+};
+
+/// Hostile: at least 100,000 seeded random `mmu_update` / `mmuext_op` / `update_va_mapping`
+/// requests (valid and invalid), then a clean-up that must leave no pool frame typed.
+pub const MMU_STORM: Guest = Guest {
+    image: "mmu-storm",
+    args: "mmu-storm",
+    min_checks: 17,
+};
+
+/// [`MMU_STORM`] with another seed.
+pub const MMU_STORM_OTHER_SEED: Guest = Guest {
+    image: "mmu-storm",
+    args: "mmu-storm seed=0x5eed0002",
+    min_checks: 17,
+};
+
+/// The least number of requests a storm run must judge.
+pub const STORM_MIN_REQUESTS: u64 = 100_000;
+
+/// The `STORM <n> requests, <k> succeeded, <m> failed` line: `(n, k, m)`.
+pub fn storm_counts(out: &Outcome) -> Option<(u64, u64, u64)> {
+    let line = out
+        .lines_matching("STORM ")
+        .find_map(|line| line.strip_prefix("STORM "))?;
+    let mut words = line.split_whitespace();
+    let requests = words.next()?.parse().ok()?;
+    let succeeded = words.nth(1).and_then(|w| w.parse().ok())?;
+    let failed = words.nth(1).and_then(|w| w.parse().ok())?;
+    Some((requests, succeeded, failed))
+}
 
 /// Faults with no trap table: the hypervisor crashes the domain (no checks, no verdict).
 pub const CRASH_NO_TRAPS: Guest = Guest {

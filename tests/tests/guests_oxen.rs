@@ -2,8 +2,10 @@
 //! checks with the same expected values, and dom0's shutdown reason as QEMU's exit status.
 
 use oxen_tests::guests::{
-    BENCH, CRASH_NO_TRAPS, CRASH_NO_TRAPS_ANNOUNCE, EXCEPTIONS, Guest, HELLO, HYPERCALLS,
-    bench_results, check_verdict, run_guest,
+    ADDRESS_SPACE, BENCH, CRASH_NO_TRAPS, CRASH_NO_TRAPS_ANNOUNCE, EVENTS, EXCEPTIONS,
+    EXCEPTIONS_FAILSAFE, FAILSAFE_XEN_OPTIONS, Guest, HELLO, HYPERCALLS, MMU_STORM,
+    MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, TIMERS, VCPUS, VCPUS_XEN_OPTIONS, bench_results,
+    check_verdict, run_guest, storm_counts,
 };
 use oxen_tests::{Boot, DebugExit, Outcome};
 
@@ -89,4 +91,81 @@ fn hypercalls_leave_no_frame_behind() {
         .assert_contains("0 leaked")
         .assert_contains("mmu_audit (after teardown): OK, no frame leaked")
         .assert_not_contains("FATAL");
+}
+
+/// The failsafe callback needs a second dom0 vCPU: Oxen boots dom0 with two, as Xen does with
+/// `dom0_max_vcpus=2`.
+#[test]
+fn exceptions_with_failsafe_pass_on_oxen() {
+    let out = run_guest(oxen().append(FAILSAFE_XEN_OPTIONS), &EXCEPTIONS_FAILSAFE);
+    check_verdict(&out, &EXCEPTIONS_FAILSAFE);
+    out.assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// A fresh address space, 10,000 mappings, Xen's refusals, writable page tables and a
+/// user-mode program, on Oxen; with `mmu_audit`, nothing leaks.
+#[test]
+fn address_space_passes_on_oxen() {
+    let out = run_guest(
+        Boot::hypervisor().append("dom0_mem=32M mmu_audit"),
+        &ADDRESS_SPACE,
+    );
+    check_verdict(&out, &ADDRESS_SPACE);
+    out.assert_contains("hello from user mode")
+        .assert_contains("mmu_audit (after teardown): OK, no frame leaked")
+        .assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// The hostile storm on Oxen with `mmu_audit`: the frame table's invariants hold throughout
+/// (audited every 4096 memory hypercalls), and tearing dom0 down leaks nothing.
+fn storm_survives_on_oxen(guest: &Guest) {
+    let out = run_guest(Boot::hypervisor().append("dom0_mem=32M mmu_audit"), guest);
+    check_verdict(&out, guest);
+    let Some((requests, succeeded, failed)) = storm_counts(&out) else {
+        out.fail("no `STORM <n> requests, <k> succeeded, <m> failed` line");
+    };
+    println!("oxen: STORM {requests} requests, {succeeded} succeeded, {failed} failed");
+    assert!(requests >= STORM_MIN_REQUESTS, "{requests} requests\n{out}");
+    assert_eq!(succeeded + failed, requests, "{out}");
+    assert!(succeeded > 0 && failed > 0, "{out}");
+    out.assert_contains("mmu_audit (periodic): OK")
+        .assert_contains("mmu_audit (after teardown): OK, no frame leaked")
+        .assert_not_contains("FATAL")
+        .assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// The hostile storm on Oxen with the default seed.
+#[test]
+fn mmu_storm_survives_on_oxen() {
+    storm_survives_on_oxen(&MMU_STORM);
+}
+
+/// The hostile storm on Oxen with a second seed.
+#[test]
+fn mmu_storm_other_seed_survives_on_oxen() {
+    storm_survives_on_oxen(&MMU_STORM_OTHER_SEED);
+}
+
+/// Every event-channel operation a single domain can exercise, with Xen's results, on Oxen.
+#[test]
+fn events_pass_on_oxen() {
+    let out = run_guest(oxen().append(VCPUS_XEN_OPTIONS), &EVENTS);
+    check_verdict(&out, &EVENTS);
+    out.assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// System time, the wallclock and every timer, measured, on Oxen.
+#[test]
+fn timers_pass_on_oxen() {
+    let out = run_guest(oxen(), &TIMERS);
+    check_verdict(&out, &TIMERS);
+    out.assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// Secondary vCPUs, IPIs between them, their timers and runstate, on Oxen.
+#[test]
+fn vcpus_pass_on_oxen() {
+    let out = run_guest(oxen().append(VCPUS_XEN_OPTIONS), &VCPUS);
+    check_verdict(&out, &VCPUS);
+    out.assert_exit(DebugExit::Dom0Poweroff);
 }

@@ -4,10 +4,12 @@
 //! guests on Oxen with the same verdict.
 
 use oxen_tests::guests::{
-    BENCH, CRASH_NO_TRAPS, CRASH_NO_TRAPS_ANNOUNCE, EXCEPTIONS, EXCEPTIONS_FAILSAFE,
-    FAILSAFE_XEN_OPTIONS, Guest, HELLO, HYPERCALLS, bench_results, check_verdict, failures,
-    run_guest,
+    ADDRESS_SPACE, BENCH, BENCH_MM, BENCH_MM_NAMES, BENCH_NAMES, CRASH_NO_TRAPS,
+    CRASH_NO_TRAPS_ANNOUNCE, EXCEPTIONS, EXCEPTIONS_FAILSAFE, FAILSAFE_XEN_OPTIONS, Guest, HELLO,
+    HYPERCALLS, MMU_STORM, MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, bench_results, check_verdict,
+    failures, run_guest, storm_counts,
 };
+use oxen_tests::guests::{EVENTS, TIMERS, VCPUS, VCPUS_XEN_OPTIONS};
 use std::time::Duration;
 
 use oxen_tests::{Boot, Exit, Outcome, xen};
@@ -66,6 +68,32 @@ fn hypercalls_pass_on_xen() {
     passes_on_xen(&HYPERCALLS, "");
 }
 
+/// The event-channel guest on Xen, dom0 with two vCPUs (vCPU 1 is never started: ports may
+/// notify it all the same).
+#[test]
+fn events_pass_on_xen() {
+    if let Some(out) = passes_on_xen(&EVENTS, VCPUS_XEN_OPTIONS) {
+        out.assert_contains("Dom0 has maximum 2 VCPUs")
+            .assert_contains("INFO: dom0 has 2 vCPU(s)")
+            .assert_contains("INFO: alloc_unbound until it failed: 4095 ports");
+    }
+}
+
+/// The time and timer guest on Xen (one vCPU).
+#[test]
+fn timers_pass_on_xen() {
+    passes_on_xen(&TIMERS, "");
+}
+
+/// The secondary-vCPU guest on Xen, dom0 with two vCPUs.
+#[test]
+fn vcpus_pass_on_xen() {
+    if let Some(out) = passes_on_xen(&VCPUS, VCPUS_XEN_OPTIONS) {
+        out.assert_contains("Dom0 has maximum 2 VCPUs")
+            .assert_contains("PASS: 10,000 IPI round trips between vCPU 0 and vCPU 1 complete");
+    }
+}
+
 /// The benchmark on Xen: its sanity checks pass and it reports the four measurements.
 #[test]
 fn bench_runs_on_xen() {
@@ -77,16 +105,62 @@ fn bench_runs_on_xen() {
         println!("xen: BENCH {name}: median {median} cycles, min {min}");
     }
     let names: Vec<&str> = results.iter().map(|(name, ..)| name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "rdtsc",
-            "null-hypercall",
-            "exception-round-trip",
-            "forced-cpuid"
-        ],
-        "{out}"
-    );
+    assert_eq!(names, BENCH_NAMES, "{out}");
+}
+
+/// The benchmark with the memory-management and user-mode paths: nine measurements.
+#[test]
+fn bench_mm_runs_on_xen() {
+    let Some(out) = passes_on_xen(&BENCH_MM, "") else {
+        return;
+    };
+    let results = bench_results(&out);
+    for (name, median, min) in &results {
+        println!("xen: BENCH {name}: median {median} cycles, min {min}");
+    }
+    let names: Vec<&str> = results.iter().map(|(name, ..)| name.as_str()).collect();
+    let expected: Vec<&str> = BENCH_NAMES.iter().chain(&BENCH_MM_NAMES).copied().collect();
+    assert_eq!(names, expected, "{out}");
+}
+
+/// A fresh address space, 10,000 mappings, Xen's refusals, writable page tables and a
+/// user-mode program, on Xen.
+#[test]
+fn address_space_passes_on_xen() {
+    if let Some(out) = passes_on_xen(&ADDRESS_SPACE, "") {
+        out.assert_contains("hello from user mode")
+            .assert_contains("PASS: every page reads back its frame's contents through the window")
+            .assert_contains("PASS: user #PF: error code U|W (6), the U bit set")
+            .assert_contains("PASS: syscall frame: CS 0xe033 (RPL 3: from user mode)");
+    }
+}
+
+/// The storm's verdict and its `STORM` line: enough requests, both outcomes.
+fn storm_passes_on_xen(guest: &Guest) {
+    let Some(out) = passes_on_xen(guest, "") else {
+        return;
+    };
+    let Some((requests, succeeded, failed)) = storm_counts(&out) else {
+        out.fail("no `STORM <n> requests, <k> succeeded, <m> failed` line");
+    };
+    println!("xen: STORM {requests} requests, {succeeded} succeeded, {failed} failed");
+    assert!(requests >= STORM_MIN_REQUESTS, "{requests} requests\n{out}");
+    assert_eq!(succeeded + failed, requests, "{out}");
+    assert!(succeeded > 0 && failed > 0, "{out}");
+    // Xen logs some refusals (`d0v0 Error mfn ...` for foreign owners); dom0 survives them.
+    out.assert_not_contains("Domain 0 (vcpu#0) crashed");
+}
+
+/// The hostile storm on Xen with the default seed.
+#[test]
+fn mmu_storm_survives_on_xen() {
+    storm_passes_on_xen(&MMU_STORM);
+}
+
+/// The hostile storm on Xen with a second seed.
+#[test]
+fn mmu_storm_other_seed_survives_on_xen() {
+    storm_passes_on_xen(&MMU_STORM_OTHER_SEED);
 }
 
 /// A guest that faults before installing a trap table is crashed by Xen.
@@ -130,6 +204,9 @@ fn verdict_parsing() {
     assert_eq!(failures(&bad), ["FAIL: b: got 1, expected 2"]);
     let bench = made_up("BENCH rdtsc 62 (min 60, 2000 runs)\nBENCH x 1\n");
     assert_eq!(bench_results(&bench), [("rdtsc".to_owned(), 62, 60)]);
+    let storm = made_up("INFO: x\nSTORM 100021 requests, 64196 succeeded, 35825 failed\n");
+    assert_eq!(storm_counts(&storm), Some((100_021, 64_196, 35_825)));
+    assert_eq!(storm_counts(&made_up("STORM broken\n")), None);
 }
 
 /// A failed check fails the verdict, naming it.

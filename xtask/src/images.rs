@@ -112,6 +112,11 @@ pub const IMAGES: &[Image] = &[
     Image::guest_bin("hypercalls", "guest-hypercalls", "hypercalls"),
     Image::guest_bin("crash-no-traps", "guest-crash-no-traps", "crash-no-traps"),
     Image::guest_bin("bench", "guest-bench", "bench"),
+    Image::guest_bin("address-space", "guest-address-space", "address-space"),
+    Image::guest_bin("mmu-storm", "guest-mmu-storm", "mmu-storm"),
+    Image::guest_bin("events", "guest-events", "events"),
+    Image::guest_bin("timers", "guest-timers", "timers"),
+    Image::guest_bin("vcpus", "guest-vcpus", "vcpus"),
 ];
 
 /// Crates that must build (and pass clippy) for the bare-metal target.
@@ -126,6 +131,11 @@ pub const BARE_METAL_CRATES: &[&str] = &[
     "guest-hypercalls",
     "guest-crash-no-traps",
     "guest-bench",
+    "guest-address-space",
+    "guest-mmu-storm",
+    "guest-events",
+    "guest-timers",
+    "guest-vcpus",
 ];
 
 /// Cargo's profile.

@@ -6,17 +6,32 @@
 //!   and the [`guest_kernel!`](crate::guest_kernel) macro's support;
 //! - [`cpu`]: instructions (TSC, CPUID through Xen's forced-emulation prefix, control
 //!   registers, MSRs, port I/O);
-//! - [`shared`]: the `shared_info` page, `vcpu_info` and the pvclock;
+//! - [`shared`]: the `shared_info` page, `vcpu_info` (atomic access to the event bitmaps and
+//!   the selector) and the pvclock;
+//! - [`percpu`]: which vCPU is running (per-vCPU records through the kernel GS base);
+//! - [`upcall`]: the event-upcall entry;
+//! - [`smp`]: the first context of a kit-started secondary vCPU;
+//! - [`vcpu_areas`]: a moved `vcpu_info` and the runstate area the hypervisor keeps writing;
 //! - [`heap`]: the global allocator over the free part of the initial mapping;
 //! - [`mm`]: P2M and M2P lookups and a walk of the current page tables;
-//! - [`traps`]: the exception stubs and the failsafe callback entry.
+//! - [`frames`]: the guest frame allocator and the kernel's direct map;
+//! - [`paging`]: walking and editing page tables, pinning, loading roots;
+//! - [`traps`]: the exception stubs and the failsafe callback entry;
+//! - [`user`]: entering user mode, the system-call entry, user address spaces.
 
 pub mod cpu;
 pub mod entry;
+pub mod frames;
 pub mod heap;
 pub mod mm;
+pub mod paging;
+pub mod percpu;
 pub mod shared;
+pub mod smp;
 pub mod traps;
+pub mod upcall;
+pub mod user;
+pub mod vcpu_areas;
 
 pub use entry::{boot_info, virt_base};
 

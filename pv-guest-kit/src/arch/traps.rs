@@ -9,6 +9,13 @@
 //! `[flags = 0, rip, cs, rflags, rsp, ss]` and jumps to `hypercall_page + 23 * 32`
 //! (reference §8.5). Because the frame's RFLAGS.IF is `!saved upcall mask`, the return also
 //! restores the event mask as it was before delivery.
+//!
+//! The failsafe entry runs the failsafe handler, loads null DS/ES/FS/GS, puts the kernel GS
+//! base back (a null `%gs` clears it where the CPU follows AMD's rule, as QEMU's TCG does; the
+//! kit keeps its per-vCPU record there, [`super::percpu`]) and returns the same way.
+//!
+//! [`install`] also records the entries it installed, so that secondary vCPUs started by the
+//! kit get the same virtual IDT ([`installed`]).
 
 use core::arch::global_asm;
 
@@ -114,13 +121,18 @@ global_asm!(
     "    and $-16, %rsp",
     "    cld",
     "    call {failsafe_dispatch}",
-    "    mov %rbx, %rsp",
+    // The dispatcher returned the vCPU id (read through GS while its base is still intact).
+    "    mov %eax, %r12d",
     // Null data selectors: the ones Xen could not load are gone.
     "    xor %eax, %eax",
     "    mov %eax, %ds",
     "    mov %eax, %es",
     "    mov %eax, %fs",
     "    mov %eax, %gs",
+    // A null %gs may have cleared the GS base: the kit's per-vCPU record needs it back.
+    "    mov %r12d, %edi",
+    "    call {restore_gs_base}",
+    "    mov %rbx, %rsp",
     "    pop %r15",
     "    pop %r14",
     "    pop %r13",
@@ -143,6 +155,7 @@ global_asm!(
     ".popsection",
     dispatch = sym trap_dispatch,
     failsafe_dispatch = sym failsafe_dispatch,
+    restore_gs_base = sym restore_gs_base,
     iret_offset = const HYPERVISOR_IRET as usize * HYPERCALL_STUB_SIZE,
     options(att_syntax)
 );
@@ -179,10 +192,51 @@ extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
     crate::traps::dispatch(frame);
 }
 
-extern "C" fn failsafe_dispatch(frame: *mut FailsafeFrame) {
+/// Runs the failsafe handler; returns the vCPU's id for `restore_gs_base`.
+extern "C" fn failsafe_dispatch(frame: *mut FailsafeFrame) -> u32 {
     // SAFETY: as `trap_dispatch`.
     let frame = unsafe { &mut *frame };
+    let id = super::percpu::current();
     crate::traps::dispatch_failsafe(frame);
+    id
+}
+
+extern "C" fn restore_gs_base(id: u32) {
+    super::percpu::restore_gs_base(id);
+}
+
+/// What the kit installed in this domain's virtual IDTs through [`install`] (entry *v* is
+/// vector *v*; address 0 = nothing installed), so that secondary vCPUs get the same table.
+static INSTALLED: spin::Mutex<[TrapInfo; 256]> = spin::Mutex::new(
+    [TrapInfo {
+        vector: 0,
+        flags: 0,
+        cs: 0,
+        _pad0: 0,
+        address: 0,
+    }; 256],
+);
+
+/// The failsafe registration: `Some(mask_events)` once [`register_failsafe`] succeeded.
+static FAILSAFE: spin::Mutex<Option<bool>> = spin::Mutex::new(None);
+
+/// Copies the entries the kit installed (through [`install`]) into `out`, lowest vector first;
+/// returns how many.
+pub fn installed(out: &mut [TrapInfo; 256]) -> usize {
+    let table = INSTALLED.lock();
+    let mut count = 0;
+    for entry in table.iter().filter(|e| e.address != 0) {
+        if let Some(slot) = out.get_mut(count) {
+            *slot = *entry;
+            count += 1;
+        }
+    }
+    count
+}
+
+/// `Some(mask_events)` if the kit's failsafe entry was registered ([`register_failsafe`]).
+pub fn failsafe_registration() -> Option<bool> {
+    *FAILSAFE.lock()
 }
 
 /// One virtual-IDT entry for a kit stub.
@@ -225,6 +279,12 @@ pub fn install(gates: &[Gate]) -> HypercallResult {
         // SAFETY: every entry names one of the kit's stubs, which take any vector's bounce frame
         // and return through the iret hypercall; the table ends with a zero entry.
         last = unsafe { crate::hypercall::traps::set_trap_table(&table)? };
+        let mut record = INSTALLED.lock();
+        for gate in chunk {
+            if let Some(slot) = record.get_mut(usize::from(gate.vector)) {
+                *slot = gate.trap_info();
+            }
+        }
     }
     Ok(last)
 }
@@ -241,7 +301,9 @@ pub fn register_failsafe(mask_events: bool) -> HypercallResult {
         0
     };
     // SAFETY: the kit's failsafe entry takes the failsafe frame and returns through iret.
-    unsafe {
+    let ret = unsafe {
         crate::hypercall::traps::callback_register(CallbackType::Failsafe, flags, failsafe_entry())
-    }
+    }?;
+    *FAILSAFE.lock() = Some(mask_events);
+    Ok(ret)
 }

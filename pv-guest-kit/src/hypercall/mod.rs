@@ -24,6 +24,7 @@ pub mod console;
 pub mod evtchn;
 pub mod memory;
 pub mod mm;
+pub mod multicall;
 pub mod physdev;
 pub mod sched;
 pub mod segments;

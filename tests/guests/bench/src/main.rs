@@ -6,6 +6,10 @@
 //! - `forced-cpuid`: `cpuid` through Xen's forced-emulation prefix (a #UD that Xen decodes);
 //! - `rdtsc`: two back-to-back TSC reads (the measurement's own cost).
 //!
+//! With the word `mm` on the command line (`bench mm`), also the memory-management and
+//! user-mode paths (see `mm.rs`): `mmu-update-1`, `update-va-mapping-invlpg`,
+//! `mmu-update-512`, `ptwr-write` and `user-syscall-round-trip`.
+//!
 //! Each is run many times, timed one by one; the guest prints `BENCH <name> <median> (min
 //! <min>, <n> runs)` and, like every test guest, `PASS`/`FAIL` lines for the sanity of the
 //! measured operations and a `RESULT` line. Under QEMU's TCG the cycles measure emulated path
@@ -13,6 +17,12 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![deny(unsafe_code)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod mm;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -25,9 +35,9 @@ mod guest {
     pv_guest_kit::guest_kernel!(main);
 
     /// Timed runs per benchmark.
-    const RUNS: usize = 2000;
+    pub const RUNS: usize = 2000;
     /// Untimed runs first (warm caches and translation blocks).
-    const WARMUP: usize = 100;
+    pub const WARMUP: usize = 100;
 
     /// Cycles of one run of `op`, fenced so the TSC reads bracket it.
     fn time(op: &mut impl FnMut()) -> u64 {
@@ -42,7 +52,7 @@ mod guest {
     }
 
     /// Runs `op` `WARMUP + RUNS` times and prints the median and minimum of the timed runs.
-    fn bench(name: &str, mut op: impl FnMut()) -> (u64, u64) {
+    pub fn bench(name: &str, mut op: impl FnMut()) -> (u64, u64) {
         let mut samples = [0u64; RUNS];
         for _ in 0..WARMUP {
             op();
@@ -50,10 +60,16 @@ mod guest {
         for sample in &mut samples {
             *sample = time(&mut op);
         }
+        report(name, &mut samples)
+    }
+
+    /// Prints `BENCH <name> <median> (min <min>, <n> runs)` for `samples`; returns
+    /// `(median, min)`.
+    pub fn report(name: &str, samples: &mut [u64]) -> (u64, u64) {
         samples.sort_unstable();
-        let median = samples[RUNS / 2];
-        let min = samples[0];
-        println!("BENCH {name} {median} (min {min}, {RUNS} runs)");
+        let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
+        let min = samples.first().copied().unwrap_or(0);
+        println!("BENCH {name} {median} (min {min}, {} runs)", samples.len());
         (median, min)
     }
 
@@ -65,7 +81,7 @@ mod guest {
         unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
     }
 
-    fn main(_si: StartInfo) -> ! {
+    fn main(si: StartInfo) -> ! {
         println!("bench: TSC cycles of the hot paths (median and minimum)");
         let mut c = Checks::new();
         c.eq(
@@ -102,6 +118,9 @@ mod guest {
             exception > hypercall,
             format_args!("exception {exception}, hypercall {hypercall}"),
         );
+        if si.cmdline().split_whitespace().any(|word| word == "mm") {
+            crate::mm::run(&mut c, hypercall);
+        }
         c.finish()
     }
 }

@@ -106,6 +106,39 @@ impl Checks {
         }
     }
 
+    /// A timing check: runs `measure` up to `attempts` times and passes on the first attempt
+    /// that says so. Timing under QEMU TCG follows the host's load (the guest's clock runs on
+    /// while QEMU is descheduled), so a bound real Xen meets on a quiet machine can be missed
+    /// now and then; a bound missed `attempts` times in a row fails with the last attempt's
+    /// detail. Returns the detail of the attempt that decided.
+    pub fn timed<D: Debug>(
+        &mut self,
+        name: &str,
+        attempts: u32,
+        mut measure: impl FnMut() -> (bool, D),
+    ) -> D {
+        let mut attempt = 1;
+        loop {
+            let (ok, detail) = measure();
+            if ok {
+                if attempt > 1 {
+                    info(format_args!("{name}: passed on attempt {attempt}"));
+                }
+                self.pass(name);
+                return detail;
+            }
+            if attempt >= attempts.max(1) {
+                self.fail(
+                    name,
+                    format_args!("{detail:?} (attempt {attempt} of {attempts})"),
+                );
+                return detail;
+            }
+            info(format_args!("{name}: attempt {attempt} missed: {detail:?}"));
+            attempt += 1;
+        }
+    }
+
     /// Number of checks so far.
     pub const fn total(&self) -> u32 {
         self.total
@@ -220,6 +253,19 @@ mod tests {
         assert_eq!(Name::of(format_args!("a {} c", 1)).as_str(), "a 1 c");
         let long = Name::of(format_args!("{:>200}", "x"));
         assert_eq!(long.as_str().len(), 160);
+    }
+
+    #[test]
+    fn timed_checks_retry() {
+        let mut checks = Checks::new();
+        let mut n = 0;
+        let got = checks.timed("third time lucky", 3, || {
+            n += 1;
+            (n == 3, n)
+        });
+        assert_eq!((got, checks.total(), checks.failed()), (3, 1, 0));
+        let got = checks.timed("never", 2, || (false, 7));
+        assert_eq!((got, checks.total(), checks.failed()), (7, 2, 1));
     }
 
     #[test]

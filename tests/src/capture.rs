@@ -35,6 +35,12 @@ impl Capture {
         }
     }
 
+    /// Whether a completed line, or the line being received, contains `needle`.
+    pub(crate) fn contains(&self, needle: &str) -> bool {
+        self.lines.iter().any(|(_, line)| line.contains(needle))
+            || String::from_utf8_lossy(&self.partial).contains(needle)
+    }
+
     /// Adds bytes received `at` after the start.
     pub(crate) fn feed(&mut self, bytes: &[u8], at: Duration) {
         for &byte in bytes {

@@ -256,3 +256,17 @@ pub fn bench_results(out: &Outcome) -> Vec<(String, u64, u64)> {
         })
         .collect()
 }
+
+/// `events console`: dom0 takes a typed line through `VIRQ_CONSOLE` and `CONSOLEIO_read`.
+/// The test types [`CONSOLE_TYPED`] after [`CONSOLE_PROMPT`] appears.
+pub const EVENTS_CONSOLE: Guest = Guest {
+    image: "events",
+    args: "events console",
+    min_checks: 5,
+};
+
+/// The prompt `events console` prints before waiting for input.
+pub const CONSOLE_PROMPT: &str = "console: type a line now";
+
+/// The line the test types for `events console` (with a newline).
+pub const CONSOLE_TYPED: &str = "typed on the console\n";

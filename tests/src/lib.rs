@@ -34,7 +34,7 @@ pub mod xen;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -170,6 +170,8 @@ pub struct Boot {
     extra_args: Vec<OsString>,
     /// A stand-in for QEMU and the arguments put before QEMU's (the harness's own tests).
     program: Option<(PathBuf, Vec<OsString>)>,
+    /// Bytes typed on the serial console once the transcript holds a text, in order.
+    typed: Vec<(String, Vec<u8>)>,
 }
 
 impl Boot {
@@ -187,6 +189,7 @@ impl Boot {
             end_markers: Vec::new(),
             extra_args: Vec::new(),
             program: None,
+            typed: Vec::new(),
         }
     }
 
@@ -242,6 +245,13 @@ impl Boot {
     /// Guest RAM (`-m`), in MiB. Default 256.
     pub fn memory_mib(mut self, mib: u32) -> Boot {
         self.memory_mib = mib;
+        self
+    }
+
+    /// Types `bytes` on the serial console (QEMU's standard input) once the transcript
+    /// contains `after`. Several calls type in order, each waiting for its own text.
+    pub fn type_after(mut self, after: &str, bytes: &[u8]) -> Boot {
+        self.typed.push((after.to_owned(), bytes.to_vec()));
         self
     }
 
@@ -347,7 +357,11 @@ impl Boot {
             .args(&lead_args)
             .args(&args)
             .current_dir(paths::workspace_root())
-            .stdin(Stdio::null())
+            .stdin(if self.typed.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let start = Instant::now();
@@ -375,9 +389,21 @@ impl Boot {
             })
         });
 
+        let mut stdin = child.0.stdin.take();
+        let mut typed = self.typed.iter();
+        let mut next_typed = typed.next();
         let exit = loop {
             if let Some(status) = child.0.try_wait().map_err(HarnessError::Wait)? {
                 break Exit::from_exit_status(status);
+            }
+            if let Some((after, bytes)) = next_typed
+                && lock(&capture).contains(after)
+            {
+                if let Some(input) = stdin.as_mut() {
+                    // A QEMU that stopped reading is found by the exit check above.
+                    let _ = input.write_all(bytes).and_then(|()| input.flush());
+                }
+                next_typed = typed.next();
             }
             let now = start.elapsed();
             let marker = lock(&capture).hit().cloned();

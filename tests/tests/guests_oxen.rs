@@ -2,10 +2,10 @@
 //! checks with the same expected values, and dom0's shutdown reason as QEMU's exit status.
 
 use oxen_tests::guests::{
-    ADDRESS_SPACE, BENCH, CRASH_NO_TRAPS, CRASH_NO_TRAPS_ANNOUNCE, EVENTS, EXCEPTIONS,
-    EXCEPTIONS_FAILSAFE, FAILSAFE_XEN_OPTIONS, Guest, HELLO, HYPERCALLS, MMU_STORM,
-    MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, TIMERS, VCPUS, VCPUS_XEN_OPTIONS, bench_results,
-    check_verdict, run_guest, storm_counts,
+    ADDRESS_SPACE, BENCH, CONSOLE_PROMPT, CONSOLE_TYPED, CRASH_NO_TRAPS, CRASH_NO_TRAPS_ANNOUNCE,
+    EVENTS, EVENTS_CONSOLE, EXCEPTIONS, EXCEPTIONS_FAILSAFE, FAILSAFE_XEN_OPTIONS, Guest, HELLO,
+    HYPERCALLS, MMU_STORM, MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, TIMERS, VCPUS,
+    VCPUS_XEN_OPTIONS, bench_results, check_verdict, run_guest, storm_counts,
 };
 use oxen_tests::{Boot, DebugExit, Outcome};
 
@@ -167,5 +167,38 @@ fn timers_pass_on_oxen() {
 fn vcpus_pass_on_oxen() {
     let out = run_guest(oxen().append(VCPUS_XEN_OPTIONS), &VCPUS);
     check_verdict(&out, &VCPUS);
+    out.assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// Typed input reaches dom0: `VIRQ_CONSOLE`, then `CONSOLEIO_read` returns the line.
+#[test]
+fn console_input_reaches_dom0_on_oxen() {
+    let out = run_guest(
+        oxen().type_after(CONSOLE_PROMPT, CONSOLE_TYPED.as_bytes()),
+        &EVENTS_CONSOLE,
+    );
+    check_verdict(&out, &EVENTS_CONSOLE);
+    out.assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// Ctrl-A three times gives the console to the hypervisor's debug keys: 'q' dumps the
+/// domains and sends VIRQ_DEBUG, 'h' lists the keys; three more Ctrl-As give it back.
+#[test]
+fn debug_keys_on_oxen() {
+    let out = run_guest(
+        oxen()
+            .type_after(CONSOLE_PROMPT, b"\x01\x01\x01hqrem\x01\x01\x01")
+            .type_after("console input now goes to dom0", CONSOLE_TYPED.as_bytes()),
+        &EVENTS_CONSOLE,
+    );
+    out.assert_contains("console input now goes to the hypervisor")
+        .assert_contains("'q' dump domains and vCPUs")
+        .assert_contains("d0: Running, ")
+        .assert_contains("  v0: up, kernel mode")
+        .assert_contains("d0: weight 256, cap 0%")
+        .assert_contains("d0: ")
+        .assert_contains("frames free")
+        .assert_contains("console input now goes to dom0");
+    check_verdict(&out, &EVENTS_CONSOLE);
     out.assert_exit(DebugExit::Dom0Poweroff);
 }

@@ -9,7 +9,9 @@ use oxen_tests::guests::{
     HYPERCALLS, MMU_STORM, MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, bench_results, check_verdict,
     failures, run_guest, storm_counts,
 };
-use oxen_tests::guests::{EVENTS, TIMERS, VCPUS, VCPUS_XEN_OPTIONS};
+use oxen_tests::guests::{
+    CONSOLE_PROMPT, CONSOLE_TYPED, EVENTS, EVENTS_CONSOLE, TIMERS, VCPUS, VCPUS_XEN_OPTIONS,
+};
 use std::time::Duration;
 
 use oxen_tests::{Boot, Exit, Outcome, xen};
@@ -224,4 +226,17 @@ fn verdict_reports_failures() {
 #[should_panic(expected = "only 1 checks ran, expected at least 2")]
 fn verdict_counts_checks() {
     check_verdict(&made_up("PASS: a\nRESULT: PASS (1 checks)\n"), &MADE_UP);
+}
+
+/// Typed input reaches dom0 on Xen too (Xen gives serial input to dom0 by default).
+#[test]
+fn console_input_reaches_dom0_on_xen() {
+    if xen::skip_if_missing() {
+        return;
+    }
+    let out = run_guest(
+        Boot::xen().type_after(CONSOLE_PROMPT, CONSOLE_TYPED.as_bytes()),
+        &EVENTS_CONSOLE,
+    );
+    check_verdict(&out, &EVENTS_CONSOLE);
 }

@@ -27,7 +27,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
-use hypercall_abi::evtchn::{VIRQ_DOM_EXC, VIRQ_TIMER};
+use hypercall_abi::evtchn::{VIRQ_CONSOLE, VIRQ_DEBUG, VIRQ_DOM_EXC, VIRQ_TIMER};
 use hypercall_abi::segments::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 use spin::{Mutex, MutexGuard};
 
@@ -121,19 +121,6 @@ struct HwPlatform {
 impl Platform for HwPlatform {
     fn console_write(&mut self, bytes: &[u8]) {
         arch::console::write_bytes(bytes);
-    }
-    fn console_read(&mut self, buf: &mut [u8]) -> usize {
-        let mut n = 0;
-        while n < buf.len() {
-            match arch::console::try_read() {
-                Some(b) => {
-                    buf[n] = b;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        n
     }
     fn hypervisor_cmdline(&self) -> &str {
         &self.facts.cmdline
@@ -319,6 +306,9 @@ pub fn start(domains: &[BootDomain<'_>], boot: BootInfo<'_>) -> ! {
             stop_with(ExitCode::BootError, &alloc::format!("{}: {why}", b.id));
         }
     }
+    rt.sys
+        .timers
+        .set(TimerKey::ConsolePoll, now.saturating_add(CONSOLE_POLL_NS));
     *RUNTIME.lock() = Some(rt);
     let mut frame = Frame::default();
     let guard = RUNTIME.lock();
@@ -693,8 +683,150 @@ fn fire_timers(rt: &mut Runtime, now: u64) {
                 }
             }
             TimerKey::Poll(v) => rt.sys.wake(v, now),
+            TimerKey::ConsolePoll => {
+                poll_console(rt, now);
+                rt.sys
+                    .timers
+                    .set(TimerKey::ConsolePoll, now.saturating_add(CONSOLE_POLL_NS));
+            }
         }
     }
+}
+
+/// How often the console is looked at for typed input (there is no UART interrupt).
+const CONSOLE_POLL_NS: u64 = 20_000_000;
+
+/// Takes typed input: dom0's goes to its ring (and `VIRQ_CONSOLE`), debug keys run.
+fn poll_console(rt: &mut Runtime, now: u64) {
+    use crate::console::input::{Focus, Input};
+    let mut for_dom0 = false;
+    for _ in 0..256 {
+        let Some(b) = arch::console::try_read() else {
+            break;
+        };
+        match rt.sys.console_in.feed(b) {
+            Input::ForDom0 => for_dom0 = true,
+            Input::DebugKey(k) => debug_key(rt, k, now),
+            Input::Switched(Focus::Hypervisor) => log::info!(
+                "*** console input now goes to the hypervisor: debug keys ('h' for help; Ctrl-A three times to give it back to dom0)"
+            ),
+            Input::Switched(Focus::Dom0) => log::info!("*** console input now goes to dom0"),
+            Input::Nothing => {}
+        }
+    }
+    if for_dom0 {
+        let mut emem = HwEventMemory;
+        let (hub, mut wake) = rt.sys.split(now);
+        hub.send_global_virq(DomId::DOM0, VIRQ_CONSOLE, &mut emem, &mut wake);
+    }
+}
+
+/// Runs a debug key typed on the console.
+fn debug_key(rt: &mut Runtime, key: u8, now: u64) {
+    match key {
+        b'h' => {
+            log::info!("debug keys:");
+            log::info!("  'q' dump domains and vCPUs (and send VIRQ_DEBUG to every vCPU)");
+            log::info!("  'r' dump the scheduler's view of every vCPU");
+            log::info!("  'e' dump event channels");
+            log::info!("  'm' dump memory use");
+        }
+        b'q' => {
+            for d in rt.domains.iter() {
+                log::info!(
+                    "{}: {:?}, {} pages (max {}), {} vCPU(s), shared_info {}",
+                    d.id,
+                    d.state,
+                    d.tot_pages,
+                    d.max_pages,
+                    d.vcpus.len(),
+                    d.shared_info
+                );
+                for v in &d.vcpus {
+                    log::info!(
+                        "  v{}: {}, {} mode, rip {:#x}, upcall {}",
+                        v.id,
+                        if v.online { "up" } else { "down" },
+                        if v.in_kernel { "kernel" } else { "user" },
+                        v.frame.rip,
+                        read_upcall_word(v.vcpu_info)
+                    );
+                }
+            }
+            let refs: Vec<VcpuRef> = rt
+                .domains
+                .iter()
+                .flat_map(|d| d.vcpus.iter().map(|v| d.vcpu_ref(v.id)))
+                .collect();
+            for v in refs {
+                send_virq(rt, v, VIRQ_DEBUG, now);
+            }
+        }
+        b'r' => {
+            for d in rt.domains.iter() {
+                let p = rt.sys.sched.domain_params(d.id).unwrap_or_default();
+                log::info!("{}: weight {}, cap {}%", d.id, p.weight, p.cap);
+                for v in &d.vcpus {
+                    let (i, r) = (v.id, d.vcpu_ref(v.id));
+                    let rs = rt.sys.sched.runstate(r, now).unwrap_or_default();
+                    let state = match rs.state {
+                        0 => "running",
+                        1 => "runnable",
+                        2 => "blocked",
+                        _ => "offline",
+                    };
+                    let priority = rt
+                        .sys
+                        .sched
+                        .priority(r)
+                        .map_or(alloc::string::String::from("-"), |p| {
+                            alloc::format!("{p:?}")
+                        });
+                    log::info!(
+                        "  v{i}: {state}, priority {priority}, credit {} us, running {} ms, runnable {} ms, blocked {} ms",
+                        rt.sys.sched.credit(r).unwrap_or(0) / 1000,
+                        rs.time[0] / 1_000_000,
+                        rs.time[1] / 1_000_000,
+                        rs.time[2] / 1_000_000
+                    );
+                }
+            }
+        }
+        b'e' => {
+            for d in rt.domains.iter() {
+                let n = rt.sys.events.valid_ports(d.id).unwrap_or(0);
+                let used: Vec<alloc::string::String> = (1..n)
+                    .filter_map(|p| {
+                        let port = crate::types::Port(p);
+                        let st = rt.sys.events.port_state(d.id, port)?;
+                        (!matches!(
+                            st,
+                            crate::event::PortState::Free | crate::event::PortState::Reserved
+                        ))
+                        .then(|| alloc::format!("{p}:{st:?}"))
+                    })
+                    .collect();
+                log::info!("{}: {} ports in use: {}", d.id, used.len(), used.join(" "));
+            }
+        }
+        b'm' => {
+            let free = arch::mm::free_frame_count();
+            log::info!("{free} frames free ({} MiB)", free / 256);
+            for d in rt.domains.iter() {
+                log::info!("{}: {} pages", d.id, d.tot_pages);
+            }
+        }
+        other => log::info!("no debug key '{}' ('h' lists them)", char::from(other)),
+    }
+}
+
+/// The `evtchn_upcall_pending`/`evtchn_upcall_mask` pair at `vcpu_info`, for dumps.
+fn read_upcall_word(vcpu_info: Paddr) -> alloc::string::String {
+    let mut w = [0u8; 2];
+    if vcpu_info.0 != 0 {
+        arch::mm::read_machine(vcpu_info, &mut w);
+    }
+    alloc::format!("pending {} mask {}", w[0], w[1])
 }
 
 /// Raises per-vCPU VIRQ `virq` on `v`.

@@ -22,13 +22,16 @@ pub enum TimerKey {
     Periodic(VcpuRef),
     /// The timeout of a vCPU's `SCHEDOP_poll`.
     Poll(VcpuRef),
+    /// The next look at the console for typed input.
+    ConsolePoll,
 }
 
 impl TimerKey {
-    /// The vCPU the timer belongs to.
-    pub const fn vcpu(self) -> VcpuRef {
+    /// The vCPU the timer belongs to, if it belongs to one.
+    pub const fn vcpu(self) -> Option<VcpuRef> {
         match self {
-            TimerKey::Singleshot(v) | TimerKey::Periodic(v) | TimerKey::Poll(v) => v,
+            TimerKey::Singleshot(v) | TimerKey::Periodic(v) | TimerKey::Poll(v) => Some(v),
+            TimerKey::ConsolePoll => None,
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct System {
     pub timers: TimerQueue<TimerKey>,
     /// vCPUs blocked in `SCHEDOP_poll`, with the ports they wait on.
     polls: BTreeMap<VcpuRef, Vec<Port>>,
+    /// Typed console input (dom0's, or the debug keys').
+    pub console_in: crate::console::input::ConsoleInput,
 }
 
 impl System {
@@ -57,6 +62,7 @@ impl System {
             sched: Scheduler::new(nr_cpus, params),
             timers: TimerQueue::new(),
             polls: BTreeMap::new(),
+            console_in: crate::console::input::ConsoleInput::new(),
         }
     }
 
@@ -68,6 +74,7 @@ impl System {
             sched,
             timers,
             polls,
+            ..
         } = self;
         (
             events,
@@ -104,7 +111,8 @@ impl System {
     /// (Its event channels go with [`EventHub::remove_domain`], which needs guest memory.)
     pub fn forget_domain(&mut self, dom: DomId) {
         self.polls.retain(|v, _| v.dom != dom);
-        self.timers.retain(|k| k.vcpu().dom != dom);
+        self.timers
+            .retain(|k| k.vcpu().is_none_or(|v| v.dom != dom));
         let _ = self.sched.remove_domain(dom);
     }
 }
@@ -202,6 +210,7 @@ mod tests {
         assert!(!s.is_polling(v(0)));
         assert_eq!(s.timers.len(), 1);
         assert_eq!(s.timers.next_deadline(), Some(900));
-        assert_eq!(TimerKey::Periodic(other).vcpu(), other);
+        assert_eq!(TimerKey::Periodic(other).vcpu(), Some(other));
+        assert_eq!(TimerKey::ConsolePoll.vcpu(), None);
     }
 }

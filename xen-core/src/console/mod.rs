@@ -10,6 +10,7 @@
 //! read Oxen's the same way.
 
 pub mod guest;
+pub mod input;
 
 use core::fmt;
 

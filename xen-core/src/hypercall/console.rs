@@ -43,7 +43,7 @@ pub fn console_io(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             }
             let mut chunk = [0u8; CHUNK];
             let want = usize::try_from(count.min(CHUNK as u64)).unwrap_or(CHUNK);
-            let got = cx.plat.console_read(&mut chunk[..want]);
+            let got = cx.sys.console_in.read(&mut chunk[..want]);
             cx.mem.write(buf, &chunk[..got])?;
             Ok(got as u64)
         }

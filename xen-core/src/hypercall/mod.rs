@@ -53,8 +53,6 @@ pub fn write_guest<T: Pod>(mem: &mut dyn GuestMemory, va: u64, v: &T) -> Result<
 pub trait Platform {
     /// Writes bytes to the hypervisor console.
     fn console_write(&mut self, bytes: &[u8]);
-    /// Reads serial input, without blocking; returns the bytes read.
-    fn console_read(&mut self, buf: &mut [u8]) -> usize;
     /// The hypervisor's command line.
     fn hypervisor_cmdline(&self) -> &str;
     /// Runs `f` with the frame table and machine memory.

@@ -7,6 +7,7 @@
 //! ports attached with `events::attach`, and leaves every other port pending, which is how the
 //! checks observe pending bits.
 
+mod console;
 mod delivery;
 #[allow(
     unsafe_code,
@@ -49,7 +50,15 @@ pub fn spin_until(ns: u64, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn main(_si: StartInfo) -> ! {
+fn main(si: StartInfo) -> ! {
+    if si.cmdline().split_whitespace().any(|w| w == "console") {
+        println!("events console: console input through VIRQ_CONSOLE");
+        let mut c = Checks::new();
+        c.eq("set_trap_table with the kit's stubs", traps::init(), Ok(0));
+        c.eq("events::init", events::init(), Ok(()));
+        console::input(&mut c);
+        c.finish()
+    }
     println!("events: event channels of one domain on the 2-level ABI");
     let mut c = Checks::new();
     c.eq("set_trap_table with the kit's stubs", traps::init(), Ok(0));

@@ -39,6 +39,7 @@ macro_rules! code_enum {
 
             /// Decodes a raw number; `None` if it names no value of this code.
             #[must_use]
+            #[inline]
             pub const fn from_raw(value: $repr) -> Option<Self> {
                 match value {
                     $($value => Some(Self::$variant),)+

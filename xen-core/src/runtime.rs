@@ -53,6 +53,14 @@ struct Runtime {
     reap_others: bool,
     /// The scheduler's change counter when it last decided (see `Scheduler::changes`).
     sched_seen: u64,
+    /// The current vCPU's `vcpu_info` (machine address; 0: none), for the upcall check.
+    cur_vcpu_info: Paddr,
+    /// The timer queue's change counter when the APIC timer was last armed.
+    timers_seen: u64,
+    /// Below this TSC value no timer or scheduling deadline has come (see `arm_timer`).
+    quiet_until_tsc: u64,
+    /// Some vCPU may have a virtual NMI waiting (`VCPUOP_send_nmi` was used).
+    nmi_waiting: bool,
 }
 
 /// Facts fixed at boot that hypercalls report.
@@ -299,6 +307,10 @@ pub fn start(domains: &[BootDomain<'_>], boot: BootInfo<'_>) -> ! {
         armed_for: u64::MAX,
         reap_others: false,
         sched_seen: u64::MAX,
+        cur_vcpu_info: Paddr(0),
+        timers_seen: u64::MAX,
+        quiet_until_tsc: 0,
+        nmi_waiting: false,
     };
     let now = arch::time::now_ns();
     for b in domains {
@@ -460,6 +472,16 @@ fn with_vcpu<R>(
     if cx.dom.state != RunState::Running {
         rt.reap_others = true;
     }
+    if dom.vcpus.iter().any(|vc| vc.nmi_pending) {
+        rt.nmi_waiting = true;
+    }
+    if rt.current == Some(v) {
+        // `VCPUOP_register_vcpu_info` may have moved it.
+        rt.cur_vcpu_info = dom
+            .vcpus
+            .get(v.vcpu as usize)
+            .map_or(Paddr(0), |vc| vc.vcpu_info);
+    }
     rt.domains.insert(dom);
     Some(r)
 }
@@ -579,7 +601,38 @@ pub fn guest_return_faulted(frame: &mut Frame) {
 /// The exit path, run with the lock held before every return to guest context: reap stopped
 /// domains, fire timers, reschedule if needed (idling until something can run), deliver a
 /// pending NMI or event upcall, arm the timer. `first` forces a scheduling decision.
+#[inline(always)]
 fn exit_path(
+    mut guard: MutexGuard<'static, Option<Runtime>>,
+    frame: &mut Frame,
+    first: bool,
+) -> MutexGuard<'static, Option<Runtime>> {
+    // The fast case (most hypercalls): nothing changed, no deadline came, no upcall due.
+    if let Some(rt) = guard.as_mut()
+        && !first
+        && !rt.reap_others
+        && rt.current.is_some()
+        && rt.sys.sched.changes() == rt.sched_seen
+        && rt.sys.timers.changes() == rt.timers_seen
+        && arch::cpu::rdtsc() < rt.quiet_until_tsc
+        && !upcall_due(rt.cur_vcpu_info)
+        && !rt.nmi_waiting
+    {
+        return guard;
+    }
+    exit_path_slow(guard, frame, first)
+}
+
+/// Whether the `vcpu_info` at `at` has an upcall pending with events unmasked.
+#[inline(always)]
+fn upcall_due(at: Paddr) -> bool {
+    let word = arch::mm::read_machine_u16(at).unwrap_or(0x100);
+    word & 0xff != 0 && word >> 8 == 0
+}
+
+/// The exit path's general case (see [`exit_path`]).
+#[inline(never)]
+fn exit_path_slow(
     mut guard: MutexGuard<'static, Option<Runtime>>,
     frame: &mut Frame,
     first: bool,
@@ -593,7 +646,7 @@ fn exit_path(
         if rt.reap_others {
             reap(rt, frame);
         }
-        if rt.sys.timers.next_deadline().is_some_and(|d| d <= now) {
+        if rt.sys.timers.next_deadline().unwrap_or(u64::MAX) <= now {
             fire_timers(rt, now);
         }
         // The last decision stands unless a deadline passed or something changed since.
@@ -644,6 +697,8 @@ fn arm_timer(rt: &mut Runtime, now: u64) {
         .next_deadline()
         .unwrap_or(u64::MAX)
         .min(rt.sched_until);
+    rt.timers_seen = rt.sys.timers.changes();
+    rt.quiet_until_tsc = arch::time::tsc_before(next);
     if next == rt.armed_for && next > now {
         return;
     }
@@ -900,6 +955,7 @@ fn switch_in(rt: &mut Runtime, next: VcpuRef, frame: &mut Frame, now: u64) {
     let runstate_area = v.runstate_area;
     let (period, last) = (v.periodic_period, v.periodic_last);
     rt.current = Some(next);
+    rt.cur_vcpu_info = vcpu_info;
     update_time_info(vcpu_info);
 
     // Data selectors: descriptors in the LDT are mapped into the shadow first; a selector
@@ -972,20 +1028,8 @@ fn update_time_info(vcpu_info: Paddr) {
 /// event upcall if one is pending and events are unmasked.
 fn deliver_pending(rt: &mut Runtime, frame: &mut Frame) {
     let Some(cur) = rt.current else { return };
-    // The common case, cheaply: no NMI waiting and no upcall due.
-    let Some(v) = rt
-        .domains
-        .get(cur.dom)
-        .and_then(|d| d.vcpus.get(cur.vcpu as usize))
-    else {
-        return;
-    };
-    let mut word = [0u8; 2];
-    if v.vcpu_info.0 != 0 {
-        arch::mm::read_machine(v.vcpu_info, &mut word);
-    }
-    let upcall_due = word[0] != 0 && word[1] == 0;
-    if !upcall_due && !v.nmi_pending {
+    // The common case, cheaply: no upcall due (one 2-byte read) and no NMI waiting.
+    if !upcall_due(rt.cur_vcpu_info) && !rt.nmi_waiting {
         return;
     }
     with_vcpu(rt, cur, frame, |cx| {
@@ -1005,6 +1049,12 @@ fn deliver_pending(rt: &mut Runtime, frame: &mut Frame) {
             deliver::bounce(cx, Delivery::Event, handler, 0);
         }
     });
+    if rt.nmi_waiting {
+        rt.nmi_waiting = rt
+            .domains
+            .iter()
+            .any(|d| d.vcpus.iter().any(|v| v.nmi_pending));
+    }
 }
 
 /// Takes down every domain that shut down or crashed: dom0's end stops the machine.

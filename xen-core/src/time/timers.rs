@@ -30,6 +30,11 @@ pub struct TimerQueue<K: Ord + Copy> {
     by_deadline: BTreeSet<(u64, u64, K)>,
     /// The next arming sequence number.
     seq: u64,
+    /// The earliest deadline (`u64::MAX` if none), kept current by every change so that the
+    /// question asked on every return to a guest costs nothing.
+    first: u64,
+    /// Changes so far (see [`TimerQueue::changes`]).
+    changes: u64,
 }
 
 impl<K: Ord + Copy> Default for TimerQueue<K> {
@@ -45,6 +50,8 @@ impl<K: Ord + Copy> TimerQueue<K> {
             by_key: BTreeMap::new(),
             by_deadline: BTreeSet::new(),
             seq: 0,
+            first: u64::MAX,
+            changes: 0,
         }
     }
 
@@ -56,13 +63,33 @@ impl<K: Ord + Copy> TimerQueue<K> {
         self.seq = self.seq.wrapping_add(1);
         self.by_key.insert(key, (deadline, seq));
         self.by_deadline.insert((deadline, seq, key));
+        self.first = self.first.min(deadline);
+        self.changes = self.changes.wrapping_add(1);
         old
+    }
+
+    /// A counter that moves whenever a timer is armed, disarmed or expires: while it stands
+    /// still, [`TimerQueue::next_deadline`] has not changed.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Recomputes the cached earliest deadline.
+    fn refresh_first(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
+        self.first = self
+            .by_deadline
+            .first()
+            .map_or(u64::MAX, |&(deadline, _, _)| deadline);
     }
 
     /// Disarms `key`; returns the deadline it had, or `None` if it was not armed.
     pub fn cancel(&mut self, key: K) -> Option<u64> {
         let (deadline, seq) = self.by_key.remove(&key)?;
         self.by_deadline.remove(&(deadline, seq, key));
+        if deadline <= self.first {
+            self.refresh_first();
+        }
         Some(deadline)
     }
 
@@ -73,7 +100,7 @@ impl<K: Ord + Copy> TimerQueue<K> {
 
     /// The earliest deadline of all armed timers, if any.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.by_deadline.first().map(|&(deadline, _, _)| deadline)
+        (self.first != u64::MAX || !self.by_deadline.is_empty()).then_some(self.first)
     }
 
     /// Removes and returns the earliest timer whose deadline is at or before `now`, with its
@@ -85,6 +112,7 @@ impl<K: Ord + Copy> TimerQueue<K> {
         }
         self.by_deadline.remove(&(deadline, seq, key));
         self.by_key.remove(&key);
+        self.refresh_first();
         Some((key, deadline))
     }
 
@@ -96,6 +124,7 @@ impl<K: Ord + Copy> TimerQueue<K> {
         let by_key = &self.by_key;
         self.by_deadline
             .retain(|&(_, seq, key)| by_key.get(&key).is_some_and(|&(_, s)| s == seq));
+        self.refresh_first();
         before.saturating_sub(self.by_key.len())
     }
 

@@ -790,6 +790,15 @@ pub fn read_machine(pa: Paddr, buf: &mut [u8]) -> bool {
     true
 }
 
+/// The little-endian 16-bit word at machine address `pa` (RAM in the direct map, even).
+pub fn read_machine_u16(pa: Paddr) -> Option<u16> {
+    if pa.0 == 0 || !pa.0.is_multiple_of(2) || !in_directmap(pa, 2) {
+        return None;
+    }
+    // SAFETY: an aligned 2-byte read of RAM inside the direct map.
+    Some(unsafe { core::ptr::read_volatile(directmap_va(pa) as *const u16) })
+}
+
 /// Copies `buf` to machine address `pa` (RAM in the direct map).
 pub fn write_machine(pa: Paddr, buf: &[u8]) -> bool {
     if !in_directmap(pa, buf.len() as u64) {

@@ -45,6 +45,19 @@ pub fn system_time_at(tsc: u64) -> u64 {
     pvclock_scale().ticks_to_ns(tsc.wrapping_sub(boot_tsc()))
 }
 
+/// A TSC value reached no later than system time `ns` (a little earlier, never later): below
+/// it, `ns` has certainly not come yet. `u64::MAX` for `u64::MAX`.
+pub fn tsc_before(ns: u64) -> u64 {
+    if ns == u64::MAX {
+        return u64::MAX;
+    }
+    let ticks = ns_to_ticks(ns, tsc_hz());
+    // The scale's rounding is far below this margin.
+    boot_tsc()
+        .saturating_add(ticks)
+        .saturating_sub(ticks / 1_000_000 + 64)
+}
+
 /// Nanoseconds since the first instruction (0 before calibration).
 pub fn now_ns() -> u64 {
     system_time_at(rdtsc())

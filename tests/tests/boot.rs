@@ -121,9 +121,9 @@ fn dom0_module_is_found() {
         .unwrap_or_else(|err| panic!("{}: {err} (run `cargo xtask build`)", module.display()))
         .len();
     let out = run("dom0_module", boot().module(&module, "dom0 console=hvc0"));
-    // `module 0: <start>-<end> (<size> KiB) '<string>'`
-    let Some(line) = out.after("module 0: ") else {
-        out.fail("no `module 0: ` line");
+    // `module 1: <start>-<end> (<size> KiB) '<string>'` (modules count from 1)
+    let Some(line) = out.after("module 1: ") else {
+        out.fail("no `module 1: ` line");
     };
     let parsed = line.split_once('-').and_then(|(start, rest)| {
         let (end, rest) = rest.split_once(" (")?;
@@ -142,7 +142,7 @@ fn dom0_module_is_found() {
         ));
     };
     if start % 4096 != 0 {
-        out.fail(&format!("module 0 starts at {start:#x}, not page aligned"));
+        out.fail(&format!("module 1 starts at {start:#x}, not page aligned"));
     }
     // The end may be exclusive or inclusive; the size rounded either way.
     if end
@@ -150,17 +150,17 @@ fn dom0_module_is_found() {
         .is_none_or(|len| len != size && len + 1 != size)
     {
         out.fail(&format!(
-            "module 0 spans {start:#x}-{end:#x}, but the file has {size} bytes"
+            "module 1 spans {start:#x}-{end:#x}, but the file has {size} bytes"
         ));
     }
     if kib != size / 1024 && kib != size.div_ceil(1024) {
         out.fail(&format!(
-            "module 0 is {kib} KiB, but the file has {size} bytes"
+            "module 1 is {kib} KiB, but the file has {size} bytes"
         ));
     }
     if !string.ends_with("dom0 console=hvc0") {
         out.fail(&format!(
-            "module 0's string {string:?} does not end with its arguments"
+            "module 1's string {string:?} does not end with its arguments"
         ));
     }
     out.assert_contains("cannot build dom0: kernel image refused: no Xen ELF notes")

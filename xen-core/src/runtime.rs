@@ -467,9 +467,10 @@ fn with_vcpu<R>(
         plat: &mut plat,
         continuation: false,
         in_multicall: false,
+        others_stopped: false,
     };
     let r = f(&mut cx);
-    if cx.dom.state != RunState::Running {
+    if cx.dom.state != RunState::Running || cx.others_stopped {
         rt.reap_others = true;
     }
     if dom.vcpus.iter().any(|vc| vc.nmi_pending) {
@@ -556,7 +557,8 @@ pub fn guest_interrupt(frame: &mut Frame) {
     if let Some(rt) = guard.as_mut() {
         rt.armed_for = u64::MAX;
     }
-    let guard = exit_path(guard, frame, false);
+    // Never the fast exit: the timer must be looked at and armed again.
+    let guard = exit_path(guard, frame, true);
     drop(guard);
     // The frame is an interrupt frame (or another vCPU's saved frame): `iretq` unless it is a
     // saved hypercall frame that may use `sysret`.
@@ -676,6 +678,11 @@ fn exit_path_slow(
             }
             arm_timer(rt, now);
             return guard;
+        }
+        if rt.reap_others {
+            // A domain stopped while choosing (it could not be switched to): take it down first.
+            force = true;
+            continue;
         }
         // Nothing to run: halt until an interrupt, then look again.
         arm_timer(rt, now);
@@ -1067,7 +1074,8 @@ fn reap(rt: &mut Runtime, frame: &mut Frame) {
         .map(|d| d.id)
         .collect();
     for id in stopped {
-        if rt.current.is_some_and(|c| c.dom == id) {
+        let current = rt.current.filter(|c| c.dom == id);
+        if current.is_some() {
             rt.current = None;
             // Back on the hypervisor's own page tables: the domain's are about to go.
             arch::guest::load_cr3(arch::mm::hypervisor_root(), true);
@@ -1075,11 +1083,16 @@ fn reap(rt: &mut Runtime, frame: &mut Frame) {
         let Some(dom) = rt.domains.take(id) else {
             continue;
         };
-        let regs = *frame;
+        // The registers to report: the trap frame's if the domain was running here, else
+        // those its first vCPU saved.
+        let regs = match current {
+            Some(_) => *frame,
+            None => dom.vcpus.first().map(|v| v.frame).unwrap_or_default(),
+        };
         if dom.id == DomId::DOM0 {
             machine_stop(rt, dom, &regs);
         }
-        destroy(rt, dom, &regs);
+        destroy(rt, dom, &regs, current.is_some());
     }
 }
 
@@ -1129,7 +1142,11 @@ fn report_end(dom: &Domain, regs: &Frame) {
 
 /// Destroys an unprivileged domain: its event channels (remote ends become unbound), its
 /// scheduling and timers, every frame; dom0 hears of it through `VIRQ_DOM_EXC`.
-fn destroy(rt: &mut Runtime, mut dom: Box<Domain>, regs: &Frame) {
+fn destroy(rt: &mut Runtime, mut dom: Box<Domain>, regs: &Frame, loaded: bool) {
+    // A last line without its newline is shown all the same.
+    let now_ns = arch::time::now_ns();
+    dom.console
+        .flush_partial(now_ns, &mut |line| arch::console::write_bytes(line));
     report_end(&dom, regs);
     let id = dom.id;
     let mut emem = HwEventMemory;
@@ -1140,7 +1157,7 @@ fn destroy(rt: &mut Runtime, mut dom: Box<Domain>, regs: &Frame) {
         audit_all_with(rt, Some(&dom), "before a domain's teardown");
     }
     let owned = arch::mm::with_frame_table(|t, _| t.frames_of(id).count() as u64).unwrap_or(0);
-    let released = teardown(&mut dom);
+    let released = teardown(&mut dom, loaded);
     let still = arch::mm::with_frame_table(|t, _| t.frames_of(id).count() as u64).unwrap_or(0);
     log::info!("{id} destroyed: {released} of its {owned} frames freed, {still} still owned");
     if audit && still != 0 {
@@ -1168,10 +1185,10 @@ fn machine_stop(rt: &mut Runtime, mut dom0: Box<Domain>, regs: &Frame) -> ! {
     if let Some(facts) = FACTS.get().filter(|f| f.mmu_audit) {
         audit_all_with(rt, Some(&dom0), "at shutdown");
         arch::guest::load_cr3(arch::mm::hypervisor_root(), true);
-        let mut released = teardown(&mut dom0);
+        let mut released = teardown(&mut dom0, true);
         for id in rt.domains.ids() {
             if let Some(mut d) = rt.domains.take(id) {
-                released += teardown(&mut d);
+                released += teardown(&mut d, false);
             }
         }
         let free = arch::mm::free_frame_count();
@@ -1272,9 +1289,10 @@ fn audit_all_with(rt: &Runtime, extra: Option<&Domain>, when: &str) {
     }
 }
 
-/// Takes `dom` apart: drops the hypervisor's references, then every frame the domain holds.
-/// Returns the frames that went back to the allocator.
-fn teardown(dom: &mut Domain) -> u64 {
+/// Takes `dom` apart: drops the hypervisor's references, then every frame the domain holds;
+/// `loaded`: this CPU's GDT and LDT areas show its frames and are cleared too. Returns the
+/// frames that went back to the allocator.
+fn teardown(dom: &mut Domain, loaded: bool) -> u64 {
     let before = arch::mm::free_frame_count();
     let id = dom.id;
     let held = held_refs(dom);
@@ -1295,12 +1313,14 @@ fn teardown(dom: &mut Domain) -> u64 {
         v.ldt_frames = [None; crate::guest::ldt::LDT_PAGES];
         v.vcpu_info_frame = None;
     }
-    // This CPU no longer shows the domain's descriptor pages.
-    arch::load_ldt(0);
-    for page in 0..crate::guest::ldt::LDT_PAGES {
-        let _ = arch::map_ldt_page(page, None);
+    if loaded {
+        // This CPU no longer shows the domain's descriptor pages.
+        arch::load_ldt(0);
+        for page in 0..crate::guest::ldt::LDT_PAGES {
+            let _ = arch::map_ldt_page(page, None);
+        }
+        let _ = arch::gdt_load_guest_frames(&[]);
     }
-    let _ = arch::gdt_load_guest_frames(&[]);
     arch::mm::free_frame_count().saturating_sub(before)
 }
 

@@ -178,9 +178,11 @@ pub(crate) fn start(handoff: Handoff) -> ! {
         Err(e) => boot_error(format_args!("cannot map the local APIC: {e:?}")),
     }
 
+    // Modules are numbered from 1, as `domU=` and the boot contract count them.
     for (i, m) in bi.modules.iter().enumerate() {
         info!(
-            "module {i}: {:#x}-{:#x} ({} KiB) '{}'",
+            "module {}: {:#x}-{:#x} ({} KiB) '{}'",
+            i + 1,
             m.start.0,
             m.end.0,
             m.len().div_ceil(1024),

@@ -78,7 +78,7 @@ struct BootArgs {
     /// Hypervisor command line, after `console=com1`.
     #[arg(long, value_name = "CMDLINE", default_value = "")]
     append: String,
-    /// A multiboot module: "path args..." (module 0 is dom0's kernel; no commas). Repeatable.
+    /// A multiboot module: "path args..." (modules count from 1: the first is dom0's kernel; no commas). Repeatable.
     #[arg(long = "module", value_name = "PATH ARGS")]
     modules: Vec<String>,
 }

@@ -255,14 +255,13 @@ impl DomUSpec {
                         .filter(|&n| n > 0)?;
                 }
                 "cap" => {
-                    spec.cap = parse_u64(val)
-                        .and_then(|n| u16::try_from(n).ok())
-                        .filter(|&n| n <= 100)?;
+                    spec.cap = parse_u64(val).and_then(|n| u16::try_from(n).ok())?;
                 }
                 _ => return None,
             }
         }
-        Some(spec)
+        // A cap is a percentage of one CPU: at most 100 per vCPU (the toolstack's rule).
+        (u32::from(spec.cap) <= 100 * spec.vcpus).then_some(spec)
     }
 }
 
@@ -907,6 +906,7 @@ mod tests {
             "domU=2,weight=0",
             "domU=2,weight=65536",
             "domU=2,cap=101",
+            "domU=2,cap=201,vcpus=2",
             "domU=2,colour=red",
             "domU=2,mem",
             "dom0_max_vcpus=0",
@@ -916,6 +916,11 @@ mod tests {
             assert_eq!(o.warnings.len(), 1, "{bad}");
             assert_eq!(o.warnings[0].kind, WarningKind::BadValue, "{bad}");
         }
+        // Two vCPUs may have a cap up to 200%, whatever the order of the clauses.
+        assert_eq!(
+            DomUSpec::parse("2,cap=150,vcpus=2").map(|d| d.cap),
+            Some(150)
+        );
         // The same module twice is refused the second time.
         let o = Options::parse("domU=2 domU=2,mem=64M");
         assert_eq!(o.domus.len(), 1);

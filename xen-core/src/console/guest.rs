@@ -74,6 +74,13 @@ impl GuestConsole {
         }
     }
 
+    /// Shows a partly collected line (the domain is going away), if there is one.
+    pub fn flush_partial(&mut self, now: u64, out: &mut dyn FnMut(&[u8])) {
+        if !self.line.is_empty() {
+            self.flush(now, out);
+        }
+    }
+
     /// Shows the collected line (if the allowance permits) and starts a new one.
     pub fn flush(&mut self, now: u64, out: &mut dyn FnMut(&[u8])) {
         self.refill(now);

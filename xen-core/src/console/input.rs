@@ -108,6 +108,22 @@ impl ConsoleInput {
         self.ring.push_back(b);
     }
 
+    /// Copies queued dom0 input into `buf` without consuming it; returns how many bytes.
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        for (slot, b) in buf.iter_mut().zip(self.ring.iter()) {
+            *slot = *b;
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops the first `n` queued bytes (after a successful [`ConsoleInput::peek`]).
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.ring.len());
+        self.ring.drain(..n);
+    }
+
     /// Moves queued dom0 input into `buf`; returns how many bytes.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
@@ -137,6 +153,20 @@ mod tests {
         assert_eq!(c.read(&mut buf), 2);
         assert_eq!(&buf[..2], b"hi");
         assert_eq!(c.read(&mut buf), 0);
+    }
+
+    #[test]
+    fn peek_then_consume() {
+        let mut c = ConsoleInput::new();
+        for b in b"abc" {
+            c.feed(*b);
+        }
+        let mut buf = [0u8; 2];
+        assert_eq!(c.peek(&mut buf), 2);
+        assert_eq!(c.peek(&mut buf), 2);
+        c.consume(2);
+        assert_eq!(c.read(&mut buf), 1);
+        assert_eq!(buf[0], b'c');
     }
 
     #[test]

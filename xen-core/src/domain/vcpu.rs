@@ -2,43 +2,19 @@
 //! registers (trap table, callbacks, kernel stack, page-table roots, segment bases, virtual
 //! IOPL and CR0.TS, GDT frames, ...).
 //!
-//! Hypercall handlers change this state; the architecture layer applies it to the hardware on
-//! the way back to the guest, guided by [`HwDirty`].
+//! Hypercall handlers change this state and load what the hardware holds at once (CR3, segment
+//! bases, CR0.TS, GDT frames); a context switch saves and reloads it (see the runtime).
 
 use crate::guest::frame::Frame;
 use crate::types::Mfn;
 use alloc::boxed::Box;
 use arrayvec::ArrayVec;
-use bitflags::bitflags;
 use hypercall_abi::traps::TrapInfo;
 
 /// GDT frames a guest can install (pages 0–13 of the 16-page GDT).
 pub const MAX_GDT_FRAMES: usize = 14;
 /// A PV vCPU's periodic timer period until the guest changes it (10 ms, as in Xen).
 pub const DEFAULT_PERIODIC_NS: u64 = 10_000_000;
-
-bitflags! {
-    /// Parts of a vCPU's state that must be loaded into the hardware before it runs again.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct HwDirty: u32 {
-        /// CR3 (page-table root for the current mode).
-        const CR3 = 1 << 0;
-        /// FS base.
-        const FS_BASE = 1 << 1;
-        /// GS base and the shadow GS base.
-        const GS_BASES = 1 << 2;
-        /// The GDT frames.
-        const GDT = 1 << 3;
-        /// CR0.TS.
-        const TS = 1 << 4;
-        /// The LDT.
-        const LDT = 1 << 5;
-        /// Flush the whole TLB, global entries included.
-        const FLUSH_ALL = 1 << 6;
-        /// Flush the non-global TLB.
-        const FLUSH = 1 << 7;
-    }
-}
 
 /// An FXSAVE image: the x87 and SSE state (what `vcpu_guest_context.fpu_ctxt` holds).
 #[repr(C, align(16))]
@@ -196,8 +172,6 @@ pub struct Vcpu {
     pub vcpu_info_frame: Option<Mfn>,
     /// A virtual NMI is waiting (`VCPUOP_send_nmi`).
     pub nmi_pending: bool,
-    /// State to load before running again.
-    pub dirty: HwDirty,
 }
 
 impl Vcpu {
@@ -240,7 +214,6 @@ impl Vcpu {
             periodic_last: 0,
             vcpu_info_frame: None,
             nmi_pending: false,
-            dirty: HwDirty::all() - HwDirty::FLUSH,
         }
     }
 

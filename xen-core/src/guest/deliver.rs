@@ -154,13 +154,6 @@ pub fn exception(cx: &mut Ctx<'_>, vector: u8, error: u64, cr2: u64) {
             }
             deliver_exception(cx, 7, None);
         }
-        2 => {
-            let handler = cx.v().callbacks.nmi;
-            if handler != 0 && !cx.v().nmi_masked {
-                cx.v().nmi_masked = true;
-                bounce(cx, Delivery::Nmi, handler, 0);
-            }
-        }
         v => {
             let code = vector_has_error_code(v).then_some(err32);
             deliver_exception(cx, v, code);

@@ -43,8 +43,10 @@ pub fn console_io(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             }
             let mut chunk = [0u8; CHUNK];
             let want = usize::try_from(count.min(CHUNK as u64)).unwrap_or(CHUNK);
-            let got = cx.sys.console_in.read(&mut chunk[..want]);
+            let got = cx.sys.console_in.peek(&mut chunk[..want]);
             cx.mem.write(buf, &chunk[..got])?;
+            // Consumed only once delivered: a bad buffer loses no input.
+            cx.sys.console_in.consume(got);
             Ok(got as u64)
         }
         _ => Err(Errno::Enosys),

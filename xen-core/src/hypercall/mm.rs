@@ -44,9 +44,9 @@ fn with_mm<R>(
     out.unwrap_or(default)
 }
 
-/// The foreign domain of a `foreigndom` argument: the caller itself unless a privileged
-/// caller names another domain (which must be the caller, or `DOMID_IO` — no other domain
-/// exists before the toolstack creates one).
+/// The foreign domain of a `foreigndom` argument: the caller itself, or for a privileged
+/// caller `DOMID_IO` or another existing domain (whose frames it may then map); `-ESRCH` for
+/// a domain that does not exist, `-EPERM` for an unprivileged caller.
 fn foreign_domain(cx: &Ctx<'_>, fd: u16) -> Result<DomId, Errno> {
     if fd == DOMID_SELF || fd == cx.dom.id.0 {
         return Ok(cx.dom.id);
@@ -56,6 +56,9 @@ fn foreign_domain(cx: &Ctx<'_>, fd: u16) -> Result<DomId, Errno> {
     }
     if fd == DOMID_IO {
         return Ok(DomId(DOMID_IO));
+    }
+    if cx.others.get(DomId(fd)).is_some() {
+        return Ok(DomId(fd));
     }
     Err(Errno::Esrch)
 }

@@ -147,6 +147,8 @@ pub struct Ctx<'a> {
     /// Inside a `multicall` (a nested multicall is refused; a continued entry continues the
     /// multicall).
     pub in_multicall: bool,
+    /// Another domain was shut down (`SCHEDOP_remote_shutdown`): the runtime takes it down.
+    pub others_stopped: bool,
 }
 
 impl core::fmt::Debug for Ctx<'_> {

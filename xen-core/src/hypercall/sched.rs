@@ -145,6 +145,7 @@ pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             if d.state == RunState::Running {
                 let code = *d.shutdown_code.get_or_insert(reason_code(a.reason));
                 d.state = RunState::Shutdown(code);
+                cx.others_stopped = true;
             }
             Ok(0)
         }

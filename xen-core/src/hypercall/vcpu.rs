@@ -169,7 +169,8 @@ fn register_vcpu_info(
     const SIZE: usize = 64;
     // Xen's order: the offset, then a second registration, then "yourself or a vCPU that is
     // down".
-    if usize::try_from(a.offset).map_or(true, |o| o > 4096 - SIZE) {
+    // Inside the page and naturally aligned (Xen's checks since XSA-327).
+    if usize::try_from(a.offset).map_or(true, |o| o > 4096 - SIZE || o % 8 != 0) {
         return Err(Errno::Enxio);
     }
     if cx.dom.vcpus[idx].vcpu_info_registered || (target != cx.me() && cx.dom.vcpus[idx].online) {

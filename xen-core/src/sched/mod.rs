@@ -527,6 +527,13 @@ impl Scheduler {
     ///
     /// [`SchedError::NoSuchVcpu`].
     pub fn wake(&mut self, v: VcpuRef, now: u64) -> Result<usize, SchedError> {
+        // Not blocked: nothing changes (and the change counter stands still, so the caller's
+        // last decision stays valid).
+        match self.vcpus.get(&v) {
+            None => return Err(SchedError::NoSuchVcpu),
+            Some(vc) if !vc.blocked => return Ok(vc.cpu),
+            Some(_) => {}
+        }
         self.change_waking(v, now, |vc| vc.blocked = false)
     }
 

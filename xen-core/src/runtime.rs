@@ -706,7 +706,9 @@ fn arm_timer(rt: &mut Runtime, now: u64) {
         .min(rt.sched_until);
     rt.timers_seen = rt.sys.timers.changes();
     rt.quiet_until_tsc = arch::time::tsc_before(next);
-    if next == rt.armed_for && next > now {
+    // Reprogramming the APIC is costly (and very much so under emulation): if it is already
+    // armed for this deadline or an earlier one still ahead, its interrupt will look again.
+    if rt.armed_for <= next && rt.armed_for > now {
         return;
     }
     rt.armed_for = next;
@@ -947,8 +949,11 @@ fn switch_in(rt: &mut Runtime, next: VcpuRef, frame: &mut Frame, now: u64) {
         rt.reap_others = true;
         return;
     };
-    // Another address space: guest user mappings are global, so flush those too.
-    arch::guest::load_cr3(root.paddr().0, true);
+    // Another address space: guest user mappings are global, so flush those too. The same
+    // one (another vCPU of the domain on the same tables): nothing to flush.
+    if arch::cpu::read_cr3() & !0xfff != root.paddr().0 {
+        arch::guest::load_cr3(root.paddr().0, true);
+    }
     if let Err(e) = arch::gdt_load_guest_frames(&v.gdt_frames) {
         log::error!("cannot map GDT frames: {e:?}");
     }

@@ -133,15 +133,18 @@ pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             Ok(0)
         }
         s::SCHEDOP_REMOTE_SHUTDOWN => {
-            if !cx.dom.privileged {
-                return Err(Errno::Eperm);
-            }
+            // Xen's order: the argument (-EFAULT), the domain (-ESRCH), then the right to
+            // shut down a domain other than oneself (-EPERM).
             let a: SchedRemoteShutdown = read_guest(cx.mem, arg)?;
             if a.domain_id == cx.dom.id.0 {
                 return shutdown(cx, reason_code(a.reason));
             }
+            let privileged = cx.dom.privileged;
             // The runtime notices the new state and takes the domain down.
             let d = cx.others.get_mut(DomId(a.domain_id)).ok_or(Errno::Esrch)?;
+            if !privileged {
+                return Err(Errno::Eperm);
+            }
             if d.state == RunState::Running {
                 let code = *d.shutdown_code.get_or_insert(reason_code(a.reason));
                 d.state = RunState::Shutdown(code);

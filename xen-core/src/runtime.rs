@@ -609,7 +609,8 @@ fn exit_path(
     frame: &mut Frame,
     first: bool,
 ) -> MutexGuard<'static, Option<Runtime>> {
-    // The fast case (most hypercalls): nothing changed, no deadline came, no upcall due.
+    // The fast case (most hypercalls): nothing changed and no deadline came; at most an
+    // upcall (or a virtual NMI) is due.
     if let Some(rt) = guard.as_mut()
         && !first
         && !rt.reap_others
@@ -617,10 +618,14 @@ fn exit_path(
         && rt.sys.sched.changes() == rt.sched_seen
         && rt.sys.timers.changes() == rt.timers_seen
         && arch::cpu::rdtsc() < rt.quiet_until_tsc
-        && !upcall_due(rt.cur_vcpu_info)
-        && !rt.nmi_waiting
     {
-        return guard;
+        if !upcall_due(rt.cur_vcpu_info) && !rt.nmi_waiting {
+            return guard;
+        }
+        deliver_pending(rt, frame);
+        if !rt.reap_others {
+            return guard;
+        }
     }
     exit_path_slow(guard, frame, first)
 }
@@ -1056,7 +1061,13 @@ fn deliver_pending(rt: &mut Runtime, frame: &mut Frame) {
             deliver::bounce(cx, Delivery::Nmi, handler, 0);
             return;
         }
-        if cx.sys.events.upcall_deliverable(cur, cx.emem) {
+        // (The vCPU's own `vcpu_info` word says whether an upcall is due.)
+        if upcall_due(
+            cx.dom
+                .vcpus
+                .get(cur.vcpu as usize)
+                .map_or(Paddr(0), |v| v.vcpu_info),
+        ) {
             let handler = cx.v().callbacks.event;
             deliver::bounce(cx, Delivery::Event, handler, 0);
         }

@@ -86,6 +86,7 @@ pub enum BounceError {
 ///   RFLAGS.IF is its negation);
 /// - `iopl`: the virtual IOPL to report in the saved RFLAGS (0 unless the architectural-IOPL
 ///   assist is on).
+#[inline]
 pub fn bounce(
     frame: &Frame,
     what: Delivery,
@@ -143,6 +144,7 @@ pub fn bounce(
 }
 
 /// Points `frame` at a handler: `rip`, the flat kernel selectors, the bounce's stack and flags.
+#[inline]
 pub fn enter_handler(frame: &mut Frame, handler: u64, b: &Bounce) {
     frame.rip = handler;
     frame.cs = u64::from(FLAT_KERNEL_CS);
@@ -153,6 +155,7 @@ pub fn enter_handler(frame: &mut Frame, handler: u64, b: &Bounce) {
 
 /// Whether a delivery masks events on entry: event upcalls and NMIs always, virtual IDT entries
 /// with the interrupt-gate flag, syscall/failsafe callbacks registered with the mask flag.
+#[inline]
 pub fn masks_events(what: Delivery, gate_flags: u8, callback_masks: bool) -> bool {
     match what {
         Delivery::Event | Delivery::Nmi => true,

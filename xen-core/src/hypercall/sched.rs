@@ -13,6 +13,7 @@ pub const VCPU_INFO_MASK: u64 = 1;
 
 /// Reads one byte of the calling vCPU's `vcpu_info` (a vCPU without one reads as events
 /// masked, nothing pending).
+#[inline]
 pub fn vcpu_info_byte(cx: &mut Ctx<'_>, offset: u64) -> u8 {
     let id = cx.v().id;
     let base = cx.dom.vcpu_info_addr(id);
@@ -25,6 +26,7 @@ pub fn vcpu_info_byte(cx: &mut Ctx<'_>, offset: u64) -> u8 {
 }
 
 /// Writes one byte of the calling vCPU's `vcpu_info` (nothing if it has none).
+#[inline]
 pub fn set_vcpu_info_byte(cx: &mut Ctx<'_>, offset: u64, value: u8) {
     let id = cx.v().id;
     let base = cx.dom.vcpu_info_addr(id);

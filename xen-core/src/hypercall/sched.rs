@@ -135,13 +135,16 @@ pub fn sched_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             Ok(0)
         }
         s::SCHEDOP_REMOTE_SHUTDOWN => {
-            // Xen's order: the argument (-EFAULT), the domain (-ESRCH), then the right to
-            // shut down a domain other than oneself (-EPERM).
+            // Xen's order: the argument (-EFAULT), the domain (-ESRCH), then the right to shut
+            // it down (-EPERM: only the control domain, even for the caller itself).
             let a: SchedRemoteShutdown = read_guest(cx.mem, arg)?;
+            let privileged = cx.dom.privileged;
             if a.domain_id == cx.dom.id.0 {
+                if !privileged {
+                    return Err(Errno::Eperm);
+                }
                 return shutdown(cx, reason_code(a.reason));
             }
-            let privileged = cx.dom.privileged;
             // The runtime notices the new state and takes the domain down.
             let d = cx.others.get_mut(DomId(a.domain_id)).ok_or(Errno::Esrch)?;
             if !privileged {

@@ -413,6 +413,8 @@ pub fn reset() -> HypercallResult<()> {
             set.clear();
         }
     });
+    // Every port is closed: the time layer's VIRQ_TIMER ports too.
+    crate::time::forget_timer_ports();
     raw::reset(DOMID_SELF).map(|_| ())
 }
 

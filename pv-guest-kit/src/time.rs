@@ -134,13 +134,23 @@ pub fn init() -> HypercallResult<Port> {
         .get(usize::try_from(id).map_err(|_| Errno::Einval)?)
         .ok_or(Errno::Einval)?;
     let port = slot.load(Ordering::Acquire);
-    // The port may have been closed since (EVTCHNOP_reset, events::close).
+    // The port may have been closed since (events::close detaches it; events::reset makes
+    // the kit forget it).
     if port != 0 && events::is_attached(port) {
         return Ok(port);
     }
     let port = events::bind_virq(VIRQ_TIMER, id, on_timer)?;
     slot.store(port, Ordering::Release);
     Ok(port)
+}
+
+/// Forgets every `VIRQ_TIMER` port [`init`] bound (their ports were closed, as by
+/// [`events::reset`]): the next [`init`] binds again rather than trusting a port number that
+/// may now belong to something else.
+pub fn forget_timer_ports() {
+    for slot in &TIMER_PORT {
+        slot.store(0, Ordering::Release);
+    }
 }
 
 /// The `VIRQ_TIMER` port [`init`] bound on `vcpu` (`None` if not yet).

@@ -115,6 +115,57 @@ pub const BENCH_MM_NAMES: [&str; 5] = [
     "user-syscall-round-trip",
 ];
 
+/// [`BENCH`] plus event channels and scheduling within one domain: sends on a loopback
+/// interdomain port to the sending vCPU (the hypercall alone, to the upcall's entry, with the
+/// upcall), and a ping-pong between vCPU 0 and vCPU 1 (events, then `SCHEDOP_yield`). Boot
+/// the hypervisor with [`BENCH_EVENTS_OPTIONS`].
+pub const BENCH_EVENTS: Guest = Guest {
+    image: "bench",
+    args: "bench events",
+    min_checks: 20,
+};
+
+/// The hypervisor options [`BENCH_EVENTS`] needs: dom0 with two vCPUs.
+pub const BENCH_EVENTS_OPTIONS: &str = "dom0_max_vcpus=2";
+
+/// The names of the BENCH lines [`BENCH_EVENTS`] adds after [`BENCH_NAMES`], in order.
+pub const BENCH_EVENTS_NAMES: [&str; 5] = [
+    "evtchn-send",
+    "evtchn-upcall-latency",
+    "evtchn-send-upcall-round-trip",
+    "vcpu-event-round-trip",
+    "vcpu-yield-round-trip",
+];
+
+/// [`BENCH`] plus the ping-pong between dom0 and domain 1 over an interdomain channel: dom0's
+/// side. Domain 1 is the same image with [`BENCH_PONG_ARGS`]; [`bench_domains`] boots both.
+/// Oxen only: real Xen has no toolstack here to start a second domain.
+pub const BENCH_DOMAINS: Guest = Guest {
+    image: "bench",
+    args: "bench ping",
+    min_checks: 15,
+};
+
+/// Domain 1's command line for [`BENCH_DOMAINS`]: it serves the pings, prints two lines and
+/// powers off.
+pub const BENCH_PONG_ARGS: &str = "bench pong";
+
+/// The hypervisor options [`BENCH_DOMAINS`] needs: module 2 as domain 1.
+pub const BENCH_DOMAINS_OPTIONS: &str = "domU=2";
+
+/// The names of the BENCH lines [`BENCH_DOMAINS`] adds after [`BENCH_NAMES`], in order.
+pub const BENCH_DOMAINS_NAMES: [&str; 2] = ["domain-event-round-trip", "domain-yield-round-trip"];
+
+/// `boot` with [`BENCH_DOMAINS`] as dom0 (module 1) and its peer as domain 1 (module 2), the
+/// options [`BENCH_DOMAINS_OPTIONS`] and [`GUEST_TIMEOUT`]. Run it with [`Boot::run`].
+pub fn bench_domains(boot: Boot) -> Boot {
+    let image = crate::paths::image_dir().join(BENCH_DOMAINS.image);
+    boot.append(BENCH_DOMAINS_OPTIONS)
+        .module(&image, BENCH_DOMAINS.args)
+        .module(&image, BENCH_PONG_ARGS)
+        .timeout(GUEST_TIMEOUT)
+}
+
 /// A fresh address space built, pinned and loaded; 10,000 pages mapped and unmapped in
 /// batches; Xen's refusals and errnos; writable page tables; a user-mode program making
 /// system calls and taking a page fault.

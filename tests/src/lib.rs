@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod capture;
+pub mod domains;
 pub mod exit;
 pub mod guests;
 pub mod paths;

@@ -7,6 +7,10 @@ use oxen_tests::guests::{
     HYPERCALLS, MMU_STORM, MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, TIMERS, VCPUS,
     VCPUS_XEN_OPTIONS, bench_results, check_verdict, run_guest, storm_counts,
 };
+use oxen_tests::guests::{
+    BENCH_DOMAINS, BENCH_DOMAINS_NAMES, BENCH_EVENTS, BENCH_EVENTS_NAMES, BENCH_EVENTS_OPTIONS,
+    BENCH_NAMES, bench_domains,
+};
 use oxen_tests::{Boot, DebugExit, Outcome};
 
 /// dom0's memory for the guests: small, so building it is quick.
@@ -61,6 +65,46 @@ fn bench_runs_on_oxen() {
         ],
         "{out}"
     );
+}
+
+/// The names of the BENCH lines of `out`, in order.
+fn bench_names(out: &Outcome) -> Vec<String> {
+    bench_results(out).into_iter().map(|(n, ..)| n).collect()
+}
+
+/// The event-channel and scheduling benchmarks of one domain (dom0 with two vCPUs) run and
+/// report every measurement (the numbers are `cargo xtask bench`'s business).
+#[test]
+fn bench_events_runs_on_oxen() {
+    let out = run_guest(oxen().append(BENCH_EVENTS_OPTIONS), &BENCH_EVENTS);
+    check_verdict(&out, &BENCH_EVENTS);
+    out.assert_exit(DebugExit::Dom0Poweroff);
+    let expected: Vec<&str> = BENCH_NAMES
+        .iter()
+        .chain(&BENCH_EVENTS_NAMES)
+        .copied()
+        .collect();
+    assert_eq!(bench_names(&out), expected, "{out}");
+}
+
+/// The ping-pong between dom0 and domain 1 runs: domain 1 finds dom0's port, serves every
+/// ping and yield, prints its two lines and powers off before dom0 does.
+#[test]
+fn bench_domains_run_on_oxen() {
+    let out = bench_domains(oxen())
+        .run()
+        .unwrap_or_else(|err| panic!("{err}"));
+    check_verdict(&out, &BENCH_DOMAINS);
+    out.assert_contains("(d1) bench pong: dom0's port")
+        .assert_contains(" events served")
+        .assert_contains("d1 shut down: SHUTDOWN_poweroff")
+        .assert_exit(DebugExit::Dom0Poweroff);
+    let expected: Vec<&str> = BENCH_NAMES
+        .iter()
+        .chain(&BENCH_DOMAINS_NAMES)
+        .copied()
+        .collect();
+    assert_eq!(bench_names(&out), expected, "{out}");
 }
 
 /// A guest that faults before installing a trap table: Oxen crashes the domain, says why with

@@ -9,6 +9,7 @@ use oxen_tests::guests::{
     HYPERCALLS, MMU_STORM, MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, bench_results, check_verdict,
     failures, run_guest, storm_counts,
 };
+use oxen_tests::guests::{BENCH_EVENTS, BENCH_EVENTS_NAMES, BENCH_EVENTS_OPTIONS};
 use oxen_tests::guests::{
     CONSOLE_PROMPT, CONSOLE_TYPED, EVENTS, EVENTS_CONSOLE, TIMERS, VCPUS, VCPUS_XEN_OPTIONS,
 };
@@ -122,6 +123,25 @@ fn bench_mm_runs_on_xen() {
     }
     let names: Vec<&str> = results.iter().map(|(name, ..)| name.as_str()).collect();
     let expected: Vec<&str> = BENCH_NAMES.iter().chain(&BENCH_MM_NAMES).copied().collect();
+    assert_eq!(names, expected, "{out}");
+}
+
+/// The event-channel and scheduling benchmarks of one domain, on dom0 with two vCPUs.
+#[test]
+fn bench_events_runs_on_xen() {
+    let Some(out) = passes_on_xen(&BENCH_EVENTS, BENCH_EVENTS_OPTIONS) else {
+        return;
+    };
+    let results = bench_results(&out);
+    for (name, median, min) in &results {
+        println!("xen: BENCH {name}: median {median} cycles, min {min}");
+    }
+    let names: Vec<&str> = results.iter().map(|(name, ..)| name.as_str()).collect();
+    let expected: Vec<&str> = BENCH_NAMES
+        .iter()
+        .chain(&BENCH_EVENTS_NAMES)
+        .copied()
+        .collect();
     assert_eq!(names, expected, "{out}");
 }
 

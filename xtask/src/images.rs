@@ -117,6 +117,8 @@ pub const IMAGES: &[Image] = &[
     Image::guest_bin("events", "guest-events", "events"),
     Image::guest_bin("timers", "guest-timers", "timers"),
     Image::guest_bin("vcpus", "guest-vcpus", "vcpus"),
+    // Several domains at once (dom0 orchestrating boot-time domUs), run by tests/tests/domains.rs.
+    Image::guest_bin("domains", "guest-domains", "domains"),
 ];
 
 /// Crates that must build (and pass clippy) for the bare-metal target.
@@ -136,6 +138,7 @@ pub const BARE_METAL_CRATES: &[&str] = &[
     "guest-events",
     "guest-timers",
     "guest-vcpus",
+    "guest-domains",
 ];
 
 /// Cargo's profile.

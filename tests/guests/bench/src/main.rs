@@ -10,6 +10,16 @@
 //! user-mode paths (see `mm.rs`): `mmu-update-1`, `update-va-mapping-invlpg`,
 //! `mmu-update-512`, `ptwr-write` and `user-syscall-round-trip`.
 //!
+//! With `events` (`bench events`, dom0 with two vCPUs: `dom0_max_vcpus=2`), also event
+//! channels and scheduling within one domain (see `evtchn.rs` and `pingpong.rs`):
+//! `evtchn-send`, `evtchn-upcall-latency`, `evtchn-send-upcall-round-trip`,
+//! `vcpu-event-round-trip` and `vcpu-yield-round-trip`.
+//!
+//! With `ping` (`bench ping` as dom0, and the same image as domain 1 with `bench pong`:
+//! hypervisor option `domU=2`), the same ping-pong between two domains:
+//! `domain-event-round-trip` and `domain-yield-round-trip`. The `pong` side measures nothing
+//! and prints two lines (a domU's console is rate-limited).
+//!
 //! Each is run many times, timed one by one; the guest prints `BENCH <name> <median> (min
 //! <min>, <n> runs)` and, like every test guest, `PASS`/`FAIL` lines for the sanity of the
 //! measured operations and a `RESULT` line. Under QEMU's TCG the cycles measure emulated path
@@ -22,7 +32,11 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod evtchn;
+#[cfg(target_os = "none")]
 mod mm;
+#[cfg(target_os = "none")]
+mod pingpong;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -39,16 +53,19 @@ mod guest {
     /// Untimed runs first (warm caches and translation blocks).
     pub const WARMUP: usize = 100;
 
+    /// The TSC, fenced so that nothing before or after moves across the read.
+    pub fn stamp() -> u64 {
+        cpu::lfence();
+        let tsc = cpu::rdtsc();
+        cpu::lfence();
+        tsc
+    }
+
     /// Cycles of one run of `op`, fenced so the TSC reads bracket it.
-    fn time(op: &mut impl FnMut()) -> u64 {
-        cpu::lfence();
-        let start = cpu::rdtsc();
-        cpu::lfence();
+    pub fn time(op: &mut impl FnMut()) -> u64 {
+        let start = stamp();
         op();
-        cpu::lfence();
-        let end = cpu::rdtsc();
-        cpu::lfence();
-        end.wrapping_sub(start)
+        stamp().wrapping_sub(start)
     }
 
     /// Runs `op` `WARMUP + RUNS` times and prints the median and minimum of the timed runs.
@@ -82,6 +99,10 @@ mod guest {
     }
 
     fn main(si: StartInfo) -> ! {
+        let mode = |word: &str| si.cmdline().split_whitespace().any(|w| w == word);
+        if mode("pong") {
+            crate::pingpong::pong_domain();
+        }
         println!("bench: TSC cycles of the hot paths (median and minimum)");
         let mut c = Checks::new();
         c.eq(
@@ -118,8 +139,14 @@ mod guest {
             exception > hypercall,
             format_args!("exception {exception}, hypercall {hypercall}"),
         );
-        if si.cmdline().split_whitespace().any(|word| word == "mm") {
+        if mode("mm") {
             crate::mm::run(&mut c, hypercall);
+        }
+        if mode("events") {
+            crate::evtchn::run(&mut c);
+        }
+        if mode("ping") {
+            crate::pingpong::ping_domain(&mut c);
         }
         c.finish()
     }

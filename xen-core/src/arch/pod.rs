@@ -82,6 +82,13 @@ pub fn bytes_of<T: Pod>(v: &T) -> &[u8] {
     unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
 }
 
+/// The bytes of a run of quadwords, in memory order (little-endian on x86-64).
+pub fn u64s_as_bytes(v: &[u64]) -> &[u8] {
+    // SAFETY: `u64` has no padding and any alignment of `u8` is satisfied; the slice covers
+    // exactly the `8 * len` initialised bytes of `v` and borrows it.
+    unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), core::mem::size_of_val(v)) }
+}
+
 /// The bytes of `v`, writable.
 pub fn bytes_of_mut<T: Pod>(v: &mut T) -> &mut [u8] {
     // SAFETY: as in `bytes_of`; any bytes written leave a valid `T` because every bit

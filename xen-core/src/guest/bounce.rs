@@ -6,7 +6,6 @@
 //! domain) after switching the vCPU to kernel mode if it was in user mode.
 
 use super::frame::Frame;
-use arrayvec::ArrayVec;
 use hypercall_abi::segments::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
 
 /// RFLAGS bits.
@@ -59,15 +58,27 @@ pub const FORBIDDEN_STACK: (u64, u64) = (
     hypercall_abi::traps::BOUNCE_FORBIDDEN_END,
 );
 
+/// The largest bounce frame, in words (the failsafe callback's).
+pub const MAX_WORDS: usize = 11;
+
 /// The result: the words to write (lowest address first), where, and the new register state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bounce {
-    /// The frame, lowest address first.
-    pub words: ArrayVec<u64, 11>,
+    /// The frame, lowest address first, in its first `len` words.
+    frame: [u64; MAX_WORDS],
+    /// Words in use.
+    len: usize,
     /// Where the frame starts (the handler's `rsp`).
     pub rsp: u64,
     /// The handler's `rflags`.
     pub rflags: u64,
+}
+
+impl Bounce {
+    /// The frame, lowest address first.
+    pub fn words(&self) -> &[u64] {
+        self.frame.get(..self.len).unwrap_or(&self.frame)
+    }
 }
 
 /// Why a bounce cannot be made.
@@ -108,20 +119,30 @@ pub fn bounce(
     }
     saved_flags |= (u64::from(iopl) & 3) << 12;
 
-    let mut words = ArrayVec::new();
-    words.push(frame.rcx);
-    words.push(frame.r11);
-    match what {
+    // rcx, r11, then what the delivery adds, then the iret frame (built without branches on
+    // the common paths: the words past `len` are never written to the guest).
+    let mut words = [0u64; MAX_WORDS];
+    words[0] = frame.rcx;
+    words[1] = frame.r11;
+    let extra = match what {
         Delivery::Exception {
             error_code: Some(e),
             ..
-        } => words.push(u64::from(e)),
-        Delivery::Failsafe(segs) => words.extend(segs),
-        _ => {}
-    }
-    words.extend([frame.rip, saved_cs, saved_flags, frame.rsp, frame.ss]);
+        } => {
+            words[2] = u64::from(e);
+            1
+        }
+        Delivery::Failsafe(segs) => {
+            words[2..6].copy_from_slice(&segs);
+            4
+        }
+        _ => 0,
+    };
+    let tail = [frame.rip, saved_cs, saved_flags, frame.rsp, frame.ss];
+    words[2 + extra..7 + extra].copy_from_slice(&tail);
+    let len = 7 + extra;
 
-    let bytes = (words.len() * 8) as u64;
+    let bytes = (len * 8) as u64;
     let rsp = start
         .checked_sub(bytes)
         .ok_or(BounceError::BadStack(stack))?;
@@ -137,7 +158,8 @@ pub fn bounce(
     // The hardware IF is always on while a PV guest runs; its IOPL is always 0.
     new_flags = (new_flags | rflags::IF) & !rflags::IOPL;
     Ok(Bounce {
-        words,
+        frame: words,
+        len,
         rsp,
         rflags: new_flags,
     })
@@ -192,7 +214,7 @@ mod tests {
         // 16-byte aligned start, 8 words.
         assert_eq!(b.rsp, 0xffff_ffff_8010_0000 - 64);
         assert_eq!(
-            b.words.as_slice(),
+            b.words(),
             &[
                 0x1111,
                 0x2222,
@@ -218,14 +240,14 @@ mod tests {
     fn masked_events_show_in_cs_and_if() {
         let f = interrupted();
         let b = bounce(&f, Delivery::SoftwareInterrupt(0x80), f.rsp, false, 1, 0).unwrap();
-        assert_eq!(b.words.len(), 7);
-        assert_eq!(b.words[2], f.rip);
-        assert_eq!(b.words[3], 0xe030 | (1 << 32));
-        assert_eq!(b.words[4] & rflags::IF, 0);
+        assert_eq!(b.words().len(), 7);
+        assert_eq!(b.words()[2], f.rip);
+        assert_eq!(b.words()[3], 0xe030 | (1 << 32));
+        assert_eq!(b.words()[4] & rflags::IF, 0);
         // An event delivery from user mode on the kernel stack keeps RPL 3.
         let b = bounce(&f, Delivery::Event, 0xffff_ffff_8020_0000, true, 0, 0).unwrap();
-        assert_eq!(b.words[3], 0xe033);
-        assert_ne!(b.words[4] & rflags::IF, 0);
+        assert_eq!(b.words()[3], 0xe033);
+        assert_ne!(b.words()[4] & rflags::IF, 0);
         assert_eq!(b.rsp, 0xffff_ffff_8020_0000 - 56);
     }
 
@@ -235,7 +257,7 @@ mod tests {
         f.rflags |= rflags::DF;
         let b = bounce(&f, Delivery::Syscall, 0x7000_0000, true, 0, 3).unwrap();
         assert_eq!(b.rflags & rflags::DF, 0);
-        assert_eq!(b.words[4] & rflags::IOPL, rflags::IOPL);
+        assert_eq!(b.words()[4] & rflags::IOPL, rflags::IOPL);
         assert_eq!(b.rflags & rflags::IOPL, 0, "the real IOPL stays 0");
     }
 
@@ -243,9 +265,9 @@ mod tests {
     fn failsafe_frame_has_eleven_words() {
         let f = interrupted();
         let b = bounce(&f, Delivery::Failsafe([1, 2, 3, 4]), f.rsp, false, 0, 0).unwrap();
-        assert_eq!(b.words.len(), 11);
-        assert_eq!(&b.words[2..6], &[1, 2, 3, 4]);
-        assert_eq!(b.words[6], f.rip);
+        assert_eq!(b.words().len(), 11);
+        assert_eq!(&b.words()[2..6], &[1, 2, 3, 4]);
+        assert_eq!(b.words()[6], f.rip);
     }
 
     #[test]

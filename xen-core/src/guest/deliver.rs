@@ -66,12 +66,11 @@ pub fn bounce(cx: &mut Ctx<'_>, what: Delivery, handler: u64, gate_flags: u8) ->
             return false;
         }
     };
-    let mut bytes = [0u8; 88];
-    let len = b.words.len() * 8;
-    for (i, w) in b.words.iter().enumerate() {
-        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-    }
-    if cx.mem.write(b.rsp, &bytes[..len]).is_err() {
+    if cx
+        .mem
+        .write(b.rsp, crate::arch::pod::u64s_as_bytes(b.words()))
+        .is_err()
+    {
         crash(
             cx,
             "fault while writing a bounce frame to the guest kernel stack",

@@ -783,6 +783,15 @@ pub fn read_machine(pa: Paddr, buf: &mut [u8]) -> bool {
     if !in_directmap(pa, buf.len() as u64) {
         return false;
     }
+    if buf.len() <= 8 {
+        // Small reads (vcpu_info bytes, one entry) without a call to memcpy.
+        let p = directmap_va(pa) as *const u8;
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: `[pa, pa + len)` is RAM in the direct map (checked above).
+            *b = unsafe { core::ptr::read_volatile(p.add(i)) };
+        }
+        return true;
+    }
     // SAFETY: the range is RAM inside the direct map; the destination is a distinct buffer.
     unsafe {
         core::ptr::copy_nonoverlapping(directmap_va(pa) as *const u8, buf.as_mut_ptr(), buf.len())
@@ -803,6 +812,14 @@ pub fn read_machine_u16(pa: Paddr) -> Option<u16> {
 pub fn write_machine(pa: Paddr, buf: &[u8]) -> bool {
     if !in_directmap(pa, buf.len() as u64) {
         return false;
+    }
+    if buf.len() <= 8 {
+        let p = directmap_va(pa) as *mut u8;
+        for (i, b) in buf.iter().enumerate() {
+            // SAFETY: as in `read_machine`; callers only write what the hypervisor may write.
+            unsafe { core::ptr::write_volatile(p.add(i), *b) };
+        }
+        return true;
     }
     // SAFETY: as in `read_machine`; callers only write frames the hypervisor may write
     // (shared_info, vcpu_info, frames typed for the purpose).

@@ -536,9 +536,14 @@ pub fn guest_trap(frame: &mut Frame) {
     }
     let guard = exit_path(guard, frame, false);
     drop(guard);
-    // Only a plain hypercall return may leave through `sysret` (the architecture layer takes
-    // the syscall vector as the sign): flat 64-bit selectors and a canonical rip, which sysret
-    // cannot check safely itself.
+    check_sysret(frame);
+}
+
+/// Only a plain hypercall return may leave through `sysret` (the architecture layer takes
+/// the syscall vector as the sign): flat 64-bit selectors and a canonical rip, which sysret
+/// cannot check safely itself. Anything else returns with `iretq`.
+#[inline(always)]
+fn check_sysret(frame: &mut Frame) {
     if frame.vector == VECTOR_SYSCALL
         && !(frame.cs == u64::from(FLAT_KERNEL_CS)
             && frame.ss == u64::from(FLAT_KERNEL_SS)
@@ -560,15 +565,8 @@ pub fn guest_interrupt(frame: &mut Frame) {
     // Never the fast exit: the timer must be looked at and armed again.
     let guard = exit_path(guard, frame, true);
     drop(guard);
-    // The frame is an interrupt frame (or another vCPU's saved frame): `iretq` unless it is a
-    // saved hypercall frame that may use `sysret`.
-    if frame.vector == VECTOR_SYSCALL
-        && !(frame.cs == u64::from(FLAT_KERNEL_CS)
-            && frame.ss == u64::from(FLAT_KERNEL_SS)
-            && hypercall::canonical(frame.rip))
-    {
-        frame.vector = 0;
-    }
+    // The frame is an interrupt frame (or another vCPU's saved hypercall frame).
+    check_sysret(frame);
 }
 
 /// Last checks before returning to guest context after an interrupt that needs no scheduling.
@@ -1131,26 +1129,7 @@ fn report_end(dom: &Domain, regs: &Frame) {
                 "RSP: {:04x}:{:016x}   vector {} error {:#x}\n",
                 regs.ss, regs.rsp, regs.vector, regs.error_code
             ));
-            e(format_args!(
-                "rax: {:016x}   rbx: {:016x}   rcx: {:016x}\n",
-                regs.rax, regs.rbx, regs.rcx
-            ));
-            e(format_args!(
-                "rdx: {:016x}   rsi: {:016x}   rdi: {:016x}\n",
-                regs.rdx, regs.rsi, regs.rdi
-            ));
-            e(format_args!(
-                "rbp: {:016x}   r8:  {:016x}   r9:  {:016x}\n",
-                regs.rbp, regs.r8, regs.r9
-            ));
-            e(format_args!(
-                "r10: {:016x}   r11: {:016x}   r12: {:016x}\n",
-                regs.r10, regs.r11, regs.r12
-            ));
-            e(format_args!(
-                "r13: {:016x}   r14: {:016x}   r15: {:016x}\n",
-                regs.r13, regs.r14, regs.r15
-            ));
+            regs.dump_gprs(&mut |a| arch::console::emergency(a));
         }
         RunState::Running => {}
     }

@@ -69,6 +69,31 @@ pub const FRAME_CS: usize = 18 * 8;
 const _: () = assert!(core::mem::offset_of!(Frame, cs) == FRAME_CS);
 
 impl Frame {
+    /// Writes the general registers as five lines (`rax: ... rbx: ... rcx: ...` and so on),
+    /// each through `line`, for crash reports.
+    pub fn dump_gprs(&self, line: &mut dyn FnMut(core::fmt::Arguments<'_>)) {
+        line(format_args!(
+            "rax: {:016x}   rbx: {:016x}   rcx: {:016x}\n",
+            self.rax, self.rbx, self.rcx
+        ));
+        line(format_args!(
+            "rdx: {:016x}   rsi: {:016x}   rdi: {:016x}\n",
+            self.rdx, self.rsi, self.rdi
+        ));
+        line(format_args!(
+            "rbp: {:016x}   r8:  {:016x}   r9:  {:016x}\n",
+            self.rbp, self.r8, self.r9
+        ));
+        line(format_args!(
+            "r10: {:016x}   r11: {:016x}   r12: {:016x}\n",
+            self.r10, self.r11, self.r12
+        ));
+        line(format_args!(
+            "r13: {:016x}   r14: {:016x}   r15: {:016x}\n",
+            self.r13, self.r14, self.r15
+        ));
+    }
+
     /// Whether the frame was taken from ring 3 (guest code).
     pub fn from_guest(&self) -> bool {
         self.cs & 3 == 3

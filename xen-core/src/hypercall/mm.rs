@@ -162,30 +162,28 @@ fn batch_start(cx: &mut Ctx<'_>, count_arg: u64, done_va: u64) -> (u64, u64) {
     }
 }
 
-/// `mmu_update(reqs, count, done, foreigndom)`.
-pub fn mmu_update(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    let (reqs, done_va, fdom) = (args[0], args[2], args[3]);
+/// Runs a batch of `count` requests of type `T` (`size` bytes each) at guest address `list`,
+/// Xen's way: `done` accumulates across continuations (every [`BATCH`] requests the call
+/// continues itself as hypercall `nr`), and the first failing request ends the batch with
+/// `done` counting the requests before it.
+fn run_batch<T: crate::arch::pod::Pod>(
+    cx: &mut Ctx<'_>,
+    nr: u32,
+    args: [u64; 5],
+    mut one: impl FnMut(&mut Ctx<'_>, T) -> Result<(), Errno>,
+) -> HcResult {
+    let size = core::mem::size_of::<T>() as u64;
+    let (list, done_va, fdom) = (args[0], args[2], args[3]);
     let (count, done0) = batch_start(cx, args[1], done_va);
-    let fds = m::ForeignDom::decode(fdom);
-    let fd = foreign_domain(cx, fds.fd)?;
-    let pfd = match fds.pfd {
-        Some(p) => foreign_domain(cx, p)?,
-        None => cx.dom.id,
-    };
-    let mut ctx = pt_ctx(cx);
-    ctx.dom = pfd;
     for i in 0..count {
         if i > 0 && i % BATCH == 0 {
             write_done(cx, done_va, done0 + i)?;
             let rest = (count - i) | MMU_UPDATE_PREEMPTED;
-            cx.continue_with(
-                hypercall_abi::hypercall::HYPERVISOR_MMU_UPDATE,
-                [reqs.wrapping_add(i * 16), rest, done_va, fdom, 0],
-            );
+            cx.continue_with(nr, [list.wrapping_add(i * size), rest, done_va, fdom, 0]);
             return Ok(0);
         }
-        let result = read_guest::<m::MmuUpdate>(cx.mem, reqs.wrapping_add(i * 16))
-            .and_then(|req| mmu_update_one(cx, &ctx, fd, req));
+        let result =
+            read_guest::<T>(cx.mem, list.wrapping_add(i * size)).and_then(|req| one(cx, req));
         if let Err(e) = result {
             write_done(cx, done_va, done0 + i)?;
             return Err(e);
@@ -193,6 +191,24 @@ pub fn mmu_update(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
     }
     write_done(cx, done_va, done0 + count)?;
     Ok(0)
+}
+
+/// `mmu_update(reqs, count, done, foreigndom)`.
+pub fn mmu_update(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
+    let fds = m::ForeignDom::decode(args[3]);
+    let fd = foreign_domain(cx, fds.fd)?;
+    let pfd = match fds.pfd {
+        Some(p) => foreign_domain(cx, p)?,
+        None => cx.dom.id,
+    };
+    let mut ctx = pt_ctx(cx);
+    ctx.dom = pfd;
+    run_batch(
+        cx,
+        hypercall_abi::hypercall::HYPERVISOR_MMU_UPDATE,
+        args,
+        |cx, req: m::MmuUpdate| mmu_update_one(cx, &ctx, fd, req),
+    )
 }
 
 fn mmu_update_one(
@@ -277,28 +293,13 @@ pub fn set_kernel_root(cx: &mut Ctx<'_>, mfn: Mfn) -> Result<(), Errno> {
 
 /// `mmuext_op(ops, count, done, foreigndom)`.
 pub fn mmuext_op(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
-    let (ops, done_va, fdom) = (args[0], args[2], args[3]);
-    let (count, done0) = batch_start(cx, args[1], done_va);
-    let fd = foreign_domain(cx, m::ForeignDom::decode(fdom).fd)?;
-    for i in 0..count {
-        if i > 0 && i % BATCH == 0 {
-            write_done(cx, done_va, done0 + i)?;
-            let rest = (count - i) | MMU_UPDATE_PREEMPTED;
-            cx.continue_with(
-                hypercall_abi::hypercall::HYPERVISOR_MMUEXT_OP,
-                [ops.wrapping_add(i * 24), rest, done_va, fdom, 0],
-            );
-            return Ok(0);
-        }
-        let result = read_guest::<m::MmuextOp>(cx.mem, ops.wrapping_add(i * 24))
-            .and_then(|op| mmuext_one(cx, fd, op));
-        if let Err(e) = result {
-            write_done(cx, done_va, done0 + i)?;
-            return Err(e);
-        }
-    }
-    write_done(cx, done_va, done0 + count)?;
-    Ok(0)
+    let fd = foreign_domain(cx, m::ForeignDom::decode(args[3]).fd)?;
+    run_batch(
+        cx,
+        hypercall_abi::hypercall::HYPERVISOR_MMUEXT_OP,
+        args,
+        |cx, op: m::MmuextOp| mmuext_one(cx, fd, op),
+    )
 }
 
 fn mmuext_one(cx: &mut Ctx<'_>, fd: DomId, op: m::MmuextOp) -> Result<(), Errno> {

@@ -294,26 +294,7 @@ fn fatal_exception(f: &TrapFrame) -> ! {
         cpu::read_cr3(),
         cpu::read_cr4()
     ));
-    e(format_args!(
-        "rax: {:016x}   rbx: {:016x}   rcx: {:016x}\n",
-        f.rax, f.rbx, f.rcx
-    ));
-    e(format_args!(
-        "rdx: {:016x}   rsi: {:016x}   rdi: {:016x}\n",
-        f.rdx, f.rsi, f.rdi
-    ));
-    e(format_args!(
-        "rbp: {:016x}   r8:  {:016x}   r9:  {:016x}\n",
-        f.rbp, f.r8, f.r9
-    ));
-    e(format_args!(
-        "r10: {:016x}   r11: {:016x}   r12: {:016x}\n",
-        f.r10, f.r11, f.r12
-    ));
-    e(format_args!(
-        "r13: {:016x}   r14: {:016x}   r15: {:016x}\n",
-        f.r13, f.r14, f.r15
-    ));
+    f.dump_gprs(&mut |a| console::emergency(a));
     if f.vector == 14 {
         e(format_args!(
             "Page fault at {cr2:#x}: {} {} in {} mode{}\n",

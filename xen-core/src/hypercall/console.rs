@@ -6,6 +6,9 @@ use hypercall_abi::errno::Errno;
 
 /// Bytes copied from the guest per step.
 const CHUNK: usize = 256;
+/// Bytes written per call before a long write continues itself (Xen preempts long writes
+/// the same way).
+const PER_CALL: u64 = 16 * 1024;
 
 /// `console_io(cmd, count, buf)`.
 pub fn console_io(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
@@ -18,6 +21,14 @@ pub fn console_io(cx: &mut Ctx<'_>, args: [u64; 5]) -> HcResult {
             let mut done = 0u64;
             let mut chunk = [0u8; CHUNK];
             while done < count {
+                if done >= PER_CALL {
+                    // A long write continues as a new call, so it cannot hold the CPU.
+                    cx.continue_with(
+                        hypercall_abi::hypercall::HYPERVISOR_CONSOLE_IO,
+                        [u64::from(cmd), count - done, buf.wrapping_add(done), 0, 0],
+                    );
+                    return Ok(0);
+                }
                 let n = usize::try_from((count - done).min(CHUNK as u64)).unwrap_or(CHUNK);
                 let va = buf.checked_add(done).ok_or(Errno::Efault)?;
                 cx.mem.read(va, &mut chunk[..n])?;

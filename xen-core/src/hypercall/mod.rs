@@ -260,6 +260,9 @@ pub fn dispatch(cx: &mut Ctx<'_>, nr: u64, args: [u64; 5]) -> Completion {
     value(r)
 }
 
+/// Entries a `multicall` runs before continuing itself.
+pub const MULTICALL_BATCH: u64 = 128;
+
 /// `multicall(calls, nr_calls)`: each entry runs as its own hypercall, its result stored in the
 /// entry. A nested multicall entry gets `-EINVAL`; an `iret` entry ends the batch (it has
 /// already set the registers). Returns 0, or `-EFAULT` if the list cannot be read or written.
@@ -273,6 +276,15 @@ fn multicall(cx: &mut Ctx<'_>, args: [u64; 5]) -> Completion {
     let mut rax = 0;
     for i in 0..nr {
         let at = calls.wrapping_add(i * 64);
+        if i > 0 && i % MULTICALL_BATCH == 0 {
+            // A long list continues as a new multicall, so it cannot hold the CPU.
+            cx.in_multicall = false;
+            cx.continue_with(
+                hypercall_abi::hypercall::HYPERVISOR_MULTICALL,
+                [at, nr - i, 0, 0, 0],
+            );
+            return Completion::FrameSet;
+        }
         let e: MulticallEntry = match read_guest(cx.mem, at) {
             Ok(e) => e,
             Err(err) => {

@@ -30,6 +30,7 @@ fn main(si: StartInfo) -> ! {
     simple::trap_table(&mut c);
     simple::callbacks(&mut c);
     simple::misc(&mut c);
+    simple::long_multicall(&mut c);
     simple::unknown_numbers(&mut c);
     simple::iret(&mut c);
     segments::segment_base(&mut c);

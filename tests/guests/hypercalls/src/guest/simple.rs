@@ -390,6 +390,31 @@ pub fn callbacks(c: &mut Checks) {
     );
 }
 
+/// A long multicall (more entries than Oxen runs per call before continuing it): every entry
+/// runs once and gets its own result.
+pub fn long_multicall(c: &mut Checks) {
+    use pv_guest_kit::abi::multicall::MulticallEntry;
+    static mut ENTRIES: [MulticallEntry; 300] = [MulticallEntry {
+        op: HYPERVISOR_XEN_VERSION as u64,
+        result: u64::MAX,
+        args: [XENVER_VERSION as u64, 0, 0, 0, 0, 0],
+    }; 300];
+    // SAFETY: the entries are only used here, one call at a time, and each runs
+    // xen_version(XENVER_version), which changes nothing.
+    let (ret, good) = unsafe {
+        let entries = &mut *core::ptr::addr_of_mut!(ENTRIES);
+        let ret = pv_guest_kit::hypercall::multicall::multicall(entries);
+        let good = entries.iter().filter(|e| e.result == 0x0004_0011).count();
+        (ret, good)
+    };
+    c.eq("multicall of 300 xen_version entries: 0", ret, Ok(0));
+    c.eq(
+        "multicall of 300 entries: every result is 0x00040011",
+        good,
+        300,
+    );
+}
+
 pub fn misc(c: &mut Checks) {
     use pv_guest_kit::hypercall::traps::fpu_taskswitch;
     c.eq("fpu_taskswitch(1): 0", fpu_taskswitch(true), Ok(0));

@@ -63,6 +63,28 @@ const _: () = {
     assert!(offset_of!(Registers, rax) == 14 * 8);
 };
 
+/// The bytes of Xen's frame an entry takes off before saving anything: it pops the RCX and
+/// R11 slots back into their registers (reference §8.3).
+pub(crate) const POPPED_BY_ENTRY: usize = 2 * 8;
+
+/// Asserts that the kit frame `$kit` ends with Xen's frame `$xen` (the ABI's layout, from
+/// [`hypercall_abi::traps`]) as an entry leaves it: the `$field`s where Xen put them, less the
+/// RCX and R11 slots the entry popped, above the `$below` bytes the entry pushed.
+macro_rules! ends_with_xen_frame {
+    ($kit:ty, $xen:ty, below = $below:expr, [$($field:ident),+ $(,)?]) => {
+        const _: () = {
+            use core::mem::{offset_of, size_of};
+            const SHIFT: usize = $below - $crate::frame::POPPED_BY_ENTRY;
+            assert!(offset_of!($xen, rcx) == 0 && offset_of!($xen, r11) == 8);
+            $(assert!(offset_of!($kit, $field) == offset_of!($xen, $field) + SHIFT);)+
+            assert!(size_of::<$kit>() == size_of::<$xen>() + SHIFT);
+        };
+    };
+}
+// For the upcall entry's frame (`crate::arch::upcall`), which exists only on the guest target.
+#[cfg(target_os = "none")]
+pub(crate) use ends_with_xen_frame;
+
 /// An exception (or software interrupt) as the handler sees it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -102,6 +124,13 @@ const _: () = {
     assert!(offset_of!(TrapFrame, ss) == REGISTERS_SIZE + 48);
 };
 
+ends_with_xen_frame!(
+    TrapFrame,
+    hypercall_abi::traps::BounceFrameWithError,
+    below = REGISTERS_SIZE + 8,
+    [error_code, rip, cs, rflags, rsp, ss]
+);
+
 /// The failsafe callback's frame (reference §8.6) as the kit's failsafe stub saves it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -134,6 +163,13 @@ const _: () = {
     assert!(offset_of!(FailsafeFrame, ds) == REGISTERS_SIZE);
     assert!(offset_of!(FailsafeFrame, rip) == REGISTERS_SIZE + 32);
 };
+
+ends_with_xen_frame!(
+    FailsafeFrame,
+    hypercall_abi::traps::FailsafeFrame,
+    below = REGISTERS_SIZE,
+    [ds, es, fs, gs, rip, cs, rflags, rsp, ss]
+);
 
 /// A system call from guest user mode, as the kit's syscall entry saves it (reference §8.3).
 ///
@@ -169,6 +205,13 @@ const _: () = {
     assert!(offset_of!(SyscallFrame, rip) == REGISTERS_SIZE);
     assert!(offset_of!(SyscallFrame, ss) == REGISTERS_SIZE + 32);
 };
+
+ends_with_xen_frame!(
+    SyscallFrame,
+    hypercall_abi::traps::BounceFrame,
+    below = REGISTERS_SIZE,
+    [rip, cs, rflags, rsp, ss]
+);
 
 impl SyscallFrame {
     /// The user code selector (bits 0–15 of the CS slot).

@@ -4,80 +4,49 @@
 //! exit with status `2 * v + 1` when the guest writes `v` to port 0xf4. So an odd status of 3 or
 //! more carries a verdict from the hypervisor, while QEMU's own statuses 0 and 1 (a QEMU that
 //! ended by itself, or a write of 0, which Oxen never does) carry none and never count as
-//! success. This module is the one place in the harness and in `cargo xtask` that knows the
-//! values; they match `xen-core/src/exit.rs`.
+//! success. The values are the hypervisor's own table, `xen-core/src/exit.rs`, used here as
+//! [`DebugExit`]; this module is the one place in the harness and in `cargo xtask` that decodes
+//! them.
 
 use std::fmt;
 use std::process::ExitStatus;
 
-/// The values Oxen writes to the `isa-debug-exit` device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum DebugExit {
-    /// dom0 shut down with `SHUTDOWN_poweroff`.
-    Dom0Poweroff = 0x10,
-    /// dom0 shut down with `SHUTDOWN_reboot`.
-    Dom0Reboot = 0x11,
-    /// dom0 shut down with `SHUTDOWN_suspend`.
-    Dom0Suspend = 0x12,
-    /// dom0 crashed, or was crashed by the hypervisor.
-    Dom0Crash = 0x13,
-    /// dom0's watchdog expired.
-    Dom0Watchdog = 0x14,
-    /// dom0 asked for a soft reset.
-    Dom0SoftReset = 0x15,
-    /// The hypervisor had nothing left to run and halted cleanly.
-    CleanHalt = 0x20,
-    /// The hypervisor stopped on a boot error (no dom0 module, dom0 image refused, ...).
-    BootError = 0x21,
-    /// The hypervisor panicked or took a fatal exception.
-    Panic = 0x30,
+/// The values Oxen writes to the `isa-debug-exit` device: the hypervisor's
+/// [`xen_core::exit::ExitCode`] itself, so the harness cannot disagree with it.
+pub use xen_core::exit::ExitCode as DebugExit;
+
+/// Lists every code once, with its meaning: [`ALL`] and [`meaning`] are made from the same
+/// list, and the match in `meaning` is exhaustive, so a code added to the hypervisor's table
+/// does not compile here until it is listed.
+macro_rules! codes {
+    ($($code:ident => $meaning:literal,)*) => {
+        /// Every code, in table order.
+        pub const ALL: [DebugExit; [$(DebugExit::$code),*].len()] = [$(DebugExit::$code),*];
+
+        /// What `code` means, as a short phrase ("dom0 powered off").
+        pub const fn meaning(code: DebugExit) -> &'static str {
+            match code {
+                $(DebugExit::$code => $meaning,)*
+            }
+        }
+    };
 }
 
-impl DebugExit {
-    /// Every code, in table order.
-    pub const ALL: [DebugExit; 9] = [
-        DebugExit::Dom0Poweroff,
-        DebugExit::Dom0Reboot,
-        DebugExit::Dom0Suspend,
-        DebugExit::Dom0Crash,
-        DebugExit::Dom0Watchdog,
-        DebugExit::Dom0SoftReset,
-        DebugExit::CleanHalt,
-        DebugExit::BootError,
-        DebugExit::Panic,
-    ];
+codes! {
+    Dom0Poweroff => "dom0 powered off",
+    Dom0Reboot => "dom0 asked for a reboot",
+    Dom0Suspend => "dom0 suspended",
+    Dom0Crash => "dom0 crashed",
+    Dom0Watchdog => "dom0's watchdog expired",
+    Dom0SoftReset => "dom0 asked for a soft reset",
+    CleanHalt => "hypervisor halted: nothing left to run",
+    BootError => "hypervisor stopped on a boot error",
+    Panic => "hypervisor panic",
+}
 
-    /// The value the hypervisor writes to port 0xf4.
-    pub const fn value(self) -> u32 {
-        self as u32
-    }
-
-    /// QEMU's process exit status for this code (`2 * v + 1`).
-    pub const fn qemu_status(self) -> i32 {
-        // The largest value is 0x30, so the status (0x61) fits any integer type.
-        (self as i32) * 2 + 1
-    }
-
-    /// The code with value `v`, if Oxen defines one.
-    pub fn from_value(v: u32) -> Option<DebugExit> {
-        DebugExit::ALL.into_iter().find(|code| code.value() == v)
-    }
-
-    /// What the code means, as a short phrase ("dom0 powered off").
-    pub const fn meaning(self) -> &'static str {
-        match self {
-            DebugExit::Dom0Poweroff => "dom0 powered off",
-            DebugExit::Dom0Reboot => "dom0 asked for a reboot",
-            DebugExit::Dom0Suspend => "dom0 suspended",
-            DebugExit::Dom0Crash => "dom0 crashed",
-            DebugExit::Dom0Watchdog => "dom0's watchdog expired",
-            DebugExit::Dom0SoftReset => "dom0 asked for a soft reset",
-            DebugExit::CleanHalt => "hypervisor halted: nothing left to run",
-            DebugExit::BootError => "hypervisor stopped on a boot error",
-            DebugExit::Panic => "hypervisor panic",
-        }
-    }
+/// The code with value `v`, if Oxen defines one.
+pub fn from_value(v: u32) -> Option<DebugExit> {
+    ALL.into_iter().find(|code| code.value() == v)
 }
 
 /// How one QEMU run ended.
@@ -136,7 +105,7 @@ impl Exit {
     /// The named debug-exit code, if the hypervisor wrote one Oxen defines.
     pub fn debug_exit(&self) -> Option<DebugExit> {
         match self {
-            Exit::Code(v) => DebugExit::from_value(*v),
+            Exit::Code(v) => from_value(*v),
             _ => None,
         }
     }
@@ -154,8 +123,8 @@ impl Exit {
 impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Exit::Code(v) => match DebugExit::from_value(*v) {
-                Some(code) => write!(f, "{} (exit code {v:#x})", code.meaning()),
+            Exit::Code(v) => match from_value(*v) {
+                Some(code) => write!(f, "{} (exit code {v:#x})", meaning(code)),
                 None => write!(f, "unknown exit code {v:#x}"),
             },
             Exit::QemuStatus(status) => write!(
@@ -181,9 +150,10 @@ mod tests {
 
     #[test]
     fn debug_exit_statuses_decode_to_their_code() {
-        for code in DebugExit::ALL {
-            assert_eq!(Exit::from_code(code.qemu_status()), Exit::debug(code));
-            assert_eq!(Exit::from_code(code.qemu_status()).debug_exit(), Some(code));
+        for code in ALL {
+            let status = i32::try_from(code.qemu_status()).expect("statuses are below 0x100");
+            assert_eq!(Exit::from_code(status), Exit::debug(code));
+            assert_eq!(Exit::from_code(status).debug_exit(), Some(code));
         }
         assert_eq!(DebugExit::Dom0Poweroff.qemu_status(), 33);
         assert_eq!(DebugExit::Panic.qemu_status(), 97);
@@ -205,8 +175,8 @@ mod tests {
         assert_eq!(Exit::from_status(None, Some(9)), Exit::Signal(9));
         assert_eq!(Exit::from_status(Some(0x2b), None), Exit::Code(0x15));
         assert_eq!(Exit::Code(0x7f).debug_exit(), None);
-        assert_eq!(DebugExit::from_value(0x21), Some(DebugExit::BootError));
-        assert_eq!(DebugExit::from_value(0x22), None);
+        assert_eq!(from_value(0x21), Some(DebugExit::BootError));
+        assert_eq!(from_value(0x22), None);
     }
 
     #[test]

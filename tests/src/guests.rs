@@ -272,6 +272,15 @@ pub fn check_verdict(out: &Outcome, guest: &Guest) -> usize {
             guest.image
         ));
     };
+    check_pass_count(out, guest.image, n, guest.min_checks);
+    n
+}
+
+/// Asserts that `n`, the count a guest's `RESULT: PASS (n checks)` line gives, is the number of
+/// `PASS:` lines it printed and at least `min_checks` (`image` names the guest in the
+/// message).
+#[track_caller]
+pub fn check_pass_count(out: &Outcome, image: &str, n: usize, min_checks: usize) {
     let passed = out
         .transcript
         .lines()
@@ -282,13 +291,11 @@ pub fn check_verdict(out: &Outcome, guest: &Guest) -> usize {
             "RESULT says {n} checks but {passed} PASS lines were printed"
         ));
     }
-    if n < guest.min_checks {
+    if n < min_checks {
         out.fail(&format!(
-            "{}: only {n} checks ran, expected at least {}",
-            guest.image, guest.min_checks
+            "{image}: only {n} checks ran, expected at least {min_checks}"
         ));
     }
-    n
 }
 
 /// The `BENCH <name> <median> (min <min>, <n> runs)` lines: `(name, median, min)`.

@@ -8,9 +8,9 @@
 use oxen_tests::DebugExit;
 use oxen_tests::domains::{
     CAP, CAP_PERCENT, CRASH_ANNOUNCE, DOMU_PINGPONG, DOMU_ROUNDS, FAIRNESS, FAIRNESS_WEIGHTS,
-    HOSTILE, PINGPONG, PINGPONG_ROUNDS, REMOTE_SHUTDOWN_ORDER, REMOTE_SHUTDOWN_SELF, SMP_DOMU,
-    STORM_SENDS, Scenario, TIMERS, WORKER_ROUNDS, destroyed, dom0_pingpong, dom0_storm, exhaust,
-    pingpong, pong, share, storm,
+    HOSTILE, PINGPONG, PINGPONG_ROUNDS, PingPong, REMOTE_SHUTDOWN_ORDER, REMOTE_SHUTDOWN_SELF,
+    SMP_DOMU, STORM_SENDS, Scenario, TIMERS, WORKER_ROUNDS, destroyed, dom0_pingpong, dom0_storm,
+    exhaust, pingpong, pong, share, storm,
 };
 use oxen_tests::{Outcome, domains};
 
@@ -44,6 +44,37 @@ fn passes(scenario: &Scenario, name: &str) -> Outcome {
     out
 }
 
+/// Prints a ping-pong run of test `name` and asserts its counts: d1 sent `rounds` pings and
+/// received as many pongs, and its peer `peer` printed that it received and sent as many,
+/// none unexpected.
+#[track_caller]
+fn round_trips(
+    out: &Outcome,
+    name: &str,
+    d1: &PingPong,
+    peer: &str,
+    (received, sent, unexpected): (u64, u64, u64),
+    rounds: u64,
+) {
+    println!(
+        "{name}: {} round trips in {} ms ({} ns each); {peer} received {received}, sent \
+         {sent}, {unexpected} unexpected",
+        d1.sent,
+        d1.elapsed_ns / 1_000_000,
+        d1.elapsed_ns / d1.sent.max(1)
+    );
+    assert_eq!(
+        (d1.sent, d1.received),
+        (rounds, rounds),
+        "d1's counts\n{out}"
+    );
+    assert_eq!(
+        (received, sent, unexpected),
+        (rounds, rounds, 0),
+        "{peer}'s counts\n{out}"
+    );
+}
+
 /// 100,000 strict round trips between dom0 and d1 over one interdomain channel: both sides
 /// counted every event, none lost (a pong missing for a second fails), none duplicated (an
 /// event when none was due fails), and both report exactly 100,000.
@@ -53,26 +84,10 @@ fn pingpong_between_dom0_and_a_domu() {
     let Some(d1) = pingpong(&out.transcript, 1) else {
         out.fail("no `(d1) PINGPONG sent=.. received=.. elapsed_ns=..` line");
     };
-    let Some((received, sent, unexpected)) = dom0_pingpong(&out.transcript, 1) else {
+    let Some(dom0_counts) = dom0_pingpong(&out.transcript, 1) else {
         out.fail("no `PINGPONG d1 received=.. sent=.. unexpected=..` line from dom0");
     };
-    println!(
-        "pingpong: {} round trips in {} ms ({} ns each); dom0 received {received}, sent \
-         {sent}, {unexpected} unexpected",
-        d1.sent,
-        d1.elapsed_ns / 1_000_000,
-        d1.elapsed_ns / d1.sent.max(1)
-    );
-    assert_eq!(
-        (d1.sent, d1.received),
-        (PINGPONG_ROUNDS, PINGPONG_ROUNDS),
-        "d1's counts\n{out}"
-    );
-    assert_eq!(
-        (received, sent, unexpected),
-        (PINGPONG_ROUNDS, PINGPONG_ROUNDS, 0),
-        "dom0's counts\n{out}"
-    );
+    round_trips(&out, "pingpong", &d1, "dom0", dom0_counts, PINGPONG_ROUNDS);
     ended_cleanly(&out, 1);
 }
 
@@ -84,26 +99,10 @@ fn pingpong_between_two_domus() {
     let Some(d1) = pingpong(&out.transcript, 1) else {
         out.fail("no `(d1) PINGPONG ...` line");
     };
-    let Some((received, sent, unexpected)) = pong(&out.transcript, 2) else {
+    let Some(d2_counts) = pong(&out.transcript, 2) else {
         out.fail("no `(d2) PONG received=.. sent=.. unexpected=..` line");
     };
-    println!(
-        "domu-pingpong: {} round trips in {} ms ({} ns each); d2 received {received}, sent \
-         {sent}, {unexpected} unexpected",
-        d1.sent,
-        d1.elapsed_ns / 1_000_000,
-        d1.elapsed_ns / d1.sent.max(1)
-    );
-    assert_eq!(
-        (d1.sent, d1.received),
-        (DOMU_ROUNDS, DOMU_ROUNDS),
-        "d1's counts\n{out}"
-    );
-    assert_eq!(
-        (received, sent, unexpected),
-        (DOMU_ROUNDS, DOMU_ROUNDS, 0),
-        "d2's counts\n{out}"
-    );
+    round_trips(&out, "domu-pingpong", &d1, "d2", d2_counts, DOMU_ROUNDS);
     ended_cleanly(&out, 1);
     ended_cleanly(&out, 2);
 }

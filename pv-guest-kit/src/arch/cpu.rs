@@ -40,47 +40,45 @@ pub fn lfence() {
     unsafe { asm!("lfence", options(nostack, preserves_flags)) };
 }
 
+/// A [`Cpuid`] of `leaf` and `subleaf` by the instruction `$insn` (assembler text): `cpuid`
+/// itself or Xen's emulated form of it.
+macro_rules! cpuid_by {
+    ($insn:literal, $leaf:expr, $subleaf:expr) => {{
+        let (eax, ebx, ecx, edx): (u32, u32, u32, u32);
+        // SAFETY: `$insn` is a cpuid, native or emulated, which only reads CPU information.
+        // rbx is reserved by LLVM, so it is saved in another register around the instruction.
+        unsafe {
+            asm!(
+                "mov {saved:r}, rbx",
+                $insn,
+                "xchg {saved:r}, rbx",
+                saved = out(reg) ebx,
+                inout("eax") $leaf => eax,
+                inout("ecx") $subleaf => ecx,
+                out("edx") edx,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        Cpuid { eax, ebx, ecx, edx }
+    }};
+}
+
 /// Native `cpuid`. On a PV guest this returns host values filtered only as far as the CPU's
 /// CPUID faulting allows; use [`xen_cpuid`] for the domain's policy.
 pub fn cpuid(leaf: u32, subleaf: u32) -> Cpuid {
-    let (eax, ebx, ecx, edx): (u32, u32, u32, u32);
-    // SAFETY: cpuid only reads CPU information. rbx is reserved by LLVM, so it is saved in
-    // another register around the instruction.
-    unsafe {
-        asm!(
-            "mov {saved:r}, rbx",
-            "cpuid",
-            "xchg {saved:r}, rbx",
-            saved = out(reg) ebx,
-            inout("eax") leaf => eax,
-            inout("ecx") subleaf => ecx,
-            out("edx") edx,
-            options(nomem, nostack, preserves_flags),
-        );
-    }
-    Cpuid { eax, ebx, ecx, edx }
+    cpuid_by!("cpuid", leaf, subleaf)
 }
 
 /// `cpuid` through Xen's forced-emulation prefix (`ud2; .ascii "xen"; cpuid`): the hypervisor
 /// emulates it with the domain's CPUID policy, including the Xen leaves at `0x40000000`.
 /// Raises #UD on a hypervisor that does not recognise the prefix.
 pub fn xen_cpuid(leaf: u32, subleaf: u32) -> Cpuid {
-    let (eax, ebx, ecx, edx): (u32, u32, u32, u32);
-    // SAFETY: the sequence is an emulated cpuid; it only reads CPU information (see `cpuid`
-    // for rbx). The byte values are hypercall_abi::cpuid::XEN_FORCED_CPUID.
-    unsafe {
-        asm!(
-            "mov {saved:r}, rbx",
-            ".byte 0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2",
-            "xchg {saved:r}, rbx",
-            saved = out(reg) ebx,
-            inout("eax") leaf => eax,
-            inout("ecx") subleaf => ecx,
-            out("edx") edx,
-            options(nomem, nostack, preserves_flags),
-        );
-    }
-    Cpuid { eax, ebx, ecx, edx }
+    // The bytes are hypercall_abi::cpuid::XEN_FORCED_CPUID (checked below).
+    cpuid_by!(
+        ".byte 0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2",
+        leaf,
+        subleaf
+    )
 }
 
 const _: () = assert!(matches!(

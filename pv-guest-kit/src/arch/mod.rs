@@ -17,10 +17,12 @@
 //! - [`frames`]: the guest frame allocator and the kernel's direct map;
 //! - [`paging`]: walking and editing page tables, pinning, loading roots;
 //! - [`traps`]: the exception stubs and the failsafe callback entry;
-//! - [`user`]: entering user mode, the system-call entry, user address spaces.
+//! - [`user`]: entering user mode, the system-call entry, user address spaces;
+//! - `frame_asm`: the register save, handler call and restore that those entries share.
 
 pub mod cpu;
 pub mod entry;
+mod frame_asm;
 pub mod frames;
 pub mod heap;
 pub mod mm;

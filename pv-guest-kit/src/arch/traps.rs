@@ -23,8 +23,9 @@ use hypercall_abi::hypercall::{HYPERCALL_STUB_SIZE, HYPERVISOR_IRET};
 use hypercall_abi::segments::FLAT_KERNEL_CS;
 use hypercall_abi::traps::{TI_DPL_MASK, TI_IF, TrapInfo};
 
+use super::frame_asm::{call_with_frame, pop_registers, push_registers};
 use crate::errno::HypercallResult;
-use crate::frame::{FailsafeFrame, REGISTERS_SIZE, TrapFrame};
+use crate::frame::{FailsafeFrame, TrapFrame};
 
 /// Distance between two vectors' stubs.
 pub const TRAP_STUB_SIZE: u64 = 16;
@@ -54,43 +55,11 @@ global_asm!(
     "pv_guest_kit_trap_stubs_end:",
     // The common path.
     "pv_guest_kit_trap_common:",
-    "    push %rax",
-    "    push %rbx",
-    "    push %rcx",
-    "    push %rdx",
-    "    push %rsi",
-    "    push %rdi",
-    "    push %rbp",
-    "    push %r8",
-    "    push %r9",
-    "    push %r10",
-    "    push %r11",
-    "    push %r12",
-    "    push %r13",
-    "    push %r14",
-    "    push %r15",
-    "    mov %rsp, %rdi",
-    "    mov %rsp, %rbx",
-    "    and $-16, %rsp",
-    "    cld",
-    "    call {dispatch}",
+    push_registers!(),
+    call_with_frame!(dispatch),
     "    mov %rbx, %rsp",
     "pv_guest_kit_trap_return:",
-    "    pop %r15",
-    "    pop %r14",
-    "    pop %r13",
-    "    pop %r12",
-    "    pop %r11",
-    "    pop %r10",
-    "    pop %r9",
-    "    pop %r8",
-    "    pop %rbp",
-    "    pop %rdi",
-    "    pop %rsi",
-    "    pop %rdx",
-    "    pop %rcx",
-    "    pop %rbx",
-    "    pop %rax",
+    pop_registers!(),
     // Drop the vector and error code, put the iret flags (0) where the error code was.
     "    add $16, %rsp",
     "    push $0",
@@ -101,26 +70,8 @@ global_asm!(
     "pv_guest_kit_failsafe_entry:",
     "    pop %rcx",
     "    pop %r11",
-    "    push %rax",
-    "    push %rbx",
-    "    push %rcx",
-    "    push %rdx",
-    "    push %rsi",
-    "    push %rdi",
-    "    push %rbp",
-    "    push %r8",
-    "    push %r9",
-    "    push %r10",
-    "    push %r11",
-    "    push %r12",
-    "    push %r13",
-    "    push %r14",
-    "    push %r15",
-    "    mov %rsp, %rdi",
-    "    mov %rsp, %rbx",
-    "    and $-16, %rsp",
-    "    cld",
-    "    call {failsafe_dispatch}",
+    push_registers!(),
+    call_with_frame!(failsafe_dispatch),
     // The dispatcher returned the vCPU id (read through GS while its base is still intact).
     "    mov %eax, %r12d",
     // Null data selectors: the ones Xen could not load are gone.
@@ -133,21 +84,7 @@ global_asm!(
     "    mov %r12d, %edi",
     "    call {restore_gs_base}",
     "    mov %rbx, %rsp",
-    "    pop %r15",
-    "    pop %r14",
-    "    pop %r13",
-    "    pop %r12",
-    "    pop %r11",
-    "    pop %r10",
-    "    pop %r9",
-    "    pop %r8",
-    "    pop %rbp",
-    "    pop %rdi",
-    "    pop %rsi",
-    "    pop %rdx",
-    "    pop %rcx",
-    "    pop %rbx",
-    "    pop %rax",
+    pop_registers!(),
     // Drop DS, ES, FS, GS but keep one slot for the iret flags.
     "    add $24, %rsp",
     "    movq $0, (%rsp)",
@@ -159,8 +96,6 @@ global_asm!(
     iret_offset = const HYPERVISOR_IRET as usize * HYPERCALL_STUB_SIZE,
     options(att_syntax)
 );
-
-const _: () = assert!(REGISTERS_SIZE == 120);
 
 unsafe extern "C" {
     static pv_guest_kit_trap_stubs: u8;

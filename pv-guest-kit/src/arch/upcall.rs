@@ -20,6 +20,7 @@ use core::arch::global_asm;
 use hypercall_abi::hypercall::{HYPERCALL_STUB_SIZE, HYPERVISOR_IRET};
 use hypercall_abi::traps::CallbackType;
 
+use super::frame_asm::{call_with_frame, pop_registers, push_registers};
 use crate::errno::HypercallResult;
 use crate::frame::{REGISTERS_SIZE, Registers};
 
@@ -48,6 +49,13 @@ const _: () = {
     assert!(size_of::<UpcallFrame>() == REGISTERS_SIZE + 5 * 8);
 };
 
+crate::frame::ends_with_xen_frame!(
+    UpcallFrame,
+    hypercall_abi::traps::BounceFrame,
+    below = REGISTERS_SIZE,
+    [rip, cs, rflags, rsp, ss]
+);
+
 impl UpcallFrame {
     /// `evtchn_upcall_mask` before the upcall (bits 32–39 of the CS slot).
     pub fn saved_upcall_mask(&self) -> u8 {
@@ -67,42 +75,10 @@ global_asm!(
     "pv_guest_kit_upcall_entry:",
     "    pop %rcx",
     "    pop %r11",
-    "    push %rax",
-    "    push %rbx",
-    "    push %rcx",
-    "    push %rdx",
-    "    push %rsi",
-    "    push %rdi",
-    "    push %rbp",
-    "    push %r8",
-    "    push %r9",
-    "    push %r10",
-    "    push %r11",
-    "    push %r12",
-    "    push %r13",
-    "    push %r14",
-    "    push %r15",
-    "    mov %rsp, %rdi",
-    "    mov %rsp, %rbx",
-    "    and $-16, %rsp",
-    "    cld",
-    "    call {dispatch}",
+    push_registers!(),
+    call_with_frame!(dispatch),
     "    mov %rbx, %rsp",
-    "    pop %r15",
-    "    pop %r14",
-    "    pop %r13",
-    "    pop %r12",
-    "    pop %r11",
-    "    pop %r10",
-    "    pop %r9",
-    "    pop %r8",
-    "    pop %rbp",
-    "    pop %rdi",
-    "    pop %rsi",
-    "    pop %rdx",
-    "    pop %rcx",
-    "    pop %rbx",
-    "    pop %rax",
+    pop_registers!(),
     // [rip, cs, rflags, rsp, ss] is left: push the iret flags (0) below it.
     "    push $0",
     "    jmp pv_guest_kit_hypercall_page + {iret_offset}",

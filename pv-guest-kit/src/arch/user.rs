@@ -25,10 +25,11 @@ use hypercall_abi::segments::{FLAT_KERNEL_SS, FLAT_RING3_CS64, FLAT_RING3_SS64};
 use hypercall_abi::traps::{CALLBACKF_MASK_EVENTS, CallbackType};
 use hypercall_abi::vcpu::VGCF_IN_SYSCALL;
 
+use super::frame_asm::{call_with_frame, pop_registers, push_registers};
 use super::frames;
 use super::paging::{AddressSpace, new_user_baseptr};
 use crate::errno::{Errno, HypercallResult};
-use crate::frame::{REGISTERS_SIZE, SyscallFrame, TrapFrame};
+use crate::frame::{SyscallFrame, TrapFrame};
 use crate::layout::PAGE_SIZE_U64;
 use crate::mm::{Frame, Level, MapError, flags};
 use crate::user::{SyscallAction, USER_RFLAGS};
@@ -55,44 +56,12 @@ core::arch::global_asm!(
     "pv_guest_kit_syscall_entry:",
     "    pop %rcx",
     "    pop %r11",
-    "    push %rax",
-    "    push %rbx",
-    "    push %rcx",
-    "    push %rdx",
-    "    push %rsi",
-    "    push %rdi",
-    "    push %rbp",
-    "    push %r8",
-    "    push %r9",
-    "    push %r10",
-    "    push %r11",
-    "    push %r12",
-    "    push %r13",
-    "    push %r14",
-    "    push %r15",
-    "    mov %rsp, %rdi",
-    "    mov %rsp, %rbx",
-    "    and $-16, %rsp",
-    "    cld",
-    "    call {dispatch}",
+    push_registers!(),
+    call_with_frame!(dispatch),
     "    mov %rbx, %rsp",
     "    test %rax, %rax",
     "    jnz pv_guest_kit_user_exit",
-    "    pop %r15",
-    "    pop %r14",
-    "    pop %r13",
-    "    pop %r12",
-    "    pop %r11",
-    "    pop %r10",
-    "    pop %r9",
-    "    pop %r8",
-    "    pop %rbp",
-    "    pop %rdi",
-    "    pop %rsi",
-    "    pop %rdx",
-    "    pop %rcx",
-    "    pop %rbx",
-    "    pop %rax",
+    pop_registers!(),
     // [rip, cs, rflags, rsp, ss] remain: add the iret flags.
     "    push ${in_syscall}",
     "    jmp pv_guest_kit_hypercall_page + {iret_offset}",
@@ -154,8 +123,6 @@ core::arch::global_asm!(
     user_rflags = const USER_RFLAGS,
     options(att_syntax)
 );
-
-const _: () = assert!(REGISTERS_SIZE == 120);
 
 unsafe extern "C" {
     static pv_guest_kit_user_entry_stack_top: u8;

@@ -34,19 +34,9 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64, flags: u64) -> HypercallResul
 /// # Errors
 /// The first failing request's error (processing stops there).
 pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> HypercallResult<u32> {
-    let mut done: u32 = 0;
-    // SAFETY: the hypervisor reads `reqs.len()` requests and writes `done`; the caller vouches
-    // for the requests' effects.
-    result_from_ret(unsafe {
-        hypercall4(
-            HYPERVISOR_MMU_UPDATE,
-            reqs.as_ptr() as u64,
-            reqs.len() as u64,
-            core::ptr::from_mut(&mut done) as u64,
-            u64::from(DOMID_SELF),
-        )
-    })
-    .map(|_| done)
+    // SAFETY: the same contract as `mmu_update_foreign`, whose `DOMID_SELF` case this is;
+    // forwarded to the caller.
+    unsafe { mmu_update_foreign(reqs, u32::from(DOMID_SELF)) }.done_or_error()
 }
 
 /// `mmuext_op(ops, count, &done, DOMID_SELF)`. Returns the number of operations done.
@@ -58,19 +48,9 @@ pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> HypercallResult<u32> {
 /// # Errors
 /// The first failing operation's error.
 pub unsafe fn mmuext_op(ops: &[MmuextOp]) -> HypercallResult<u32> {
-    let mut done: u32 = 0;
-    // SAFETY: the hypervisor reads `ops.len()` operations and writes `done`; the caller vouches
-    // for their effects.
-    result_from_ret(unsafe {
-        hypercall4(
-            HYPERVISOR_MMUEXT_OP,
-            ops.as_ptr() as u64,
-            ops.len() as u64,
-            core::ptr::from_mut(&mut done) as u64,
-            u64::from(DOMID_SELF),
-        )
-    })
-    .map(|_| done)
+    // SAFETY: the same contract as `mmuext_op_foreign`, whose `DOMID_SELF` case this is;
+    // forwarded to the caller.
+    unsafe { mmuext_op_foreign(ops, u32::from(DOMID_SELF)) }.done_or_error()
 }
 
 /// `vm_assist(cmd, type)`: enables or disables an assist.
@@ -100,6 +80,13 @@ pub struct BatchOutcome {
     pub done: u32,
 }
 
+impl BatchOutcome {
+    /// The number of requests done, or the first failing request's error.
+    fn done_or_error(self) -> HypercallResult<u32> {
+        self.result.map(|_| self.done)
+    }
+}
+
 /// `mmu_update(reqs, count, &done, foreigndom)` with any `foreigndom` (bits 15:0: the owner of
 /// the frames new L1 entries map; bits 31:16: one more than the owner of the tables written,
 /// 0 for the caller). Reports how many requests completed even when one fails.
@@ -108,22 +95,8 @@ pub struct BatchOutcome {
 /// As [`mmu_update`]: the caller vouches for every request's effect on the mappings Rust code
 /// uses.
 pub unsafe fn mmu_update_foreign(reqs: &[MmuUpdate], foreigndom: u32) -> BatchOutcome {
-    let mut done: u32 = 0;
-    // SAFETY: the hypervisor reads `reqs.len()` requests and writes `done`; the caller vouches
-    // for the requests' effects.
-    let ret = unsafe {
-        hypercall4(
-            HYPERVISOR_MMU_UPDATE,
-            reqs.as_ptr() as u64,
-            reqs.len() as u64,
-            core::ptr::from_mut(&mut done) as u64,
-            u64::from(foreigndom),
-        )
-    };
-    BatchOutcome {
-        result: result_from_ret(ret),
-        done,
-    }
+    // SAFETY: `mmu_update` takes `MmuUpdate` requests; the caller vouches for their effects.
+    unsafe { batch(HYPERVISOR_MMU_UPDATE, reqs, foreigndom) }
 }
 
 /// `mmuext_op(ops, count, &done, foreigndom)` with any `foreigndom`, reporting how many
@@ -132,14 +105,25 @@ pub unsafe fn mmu_update_foreign(reqs: &[MmuUpdate], foreigndom: u32) -> BatchOu
 /// # Safety
 /// As [`mmuext_op`].
 pub unsafe fn mmuext_op_foreign(ops: &[MmuextOp], foreigndom: u32) -> BatchOutcome {
+    // SAFETY: `mmuext_op` takes `MmuextOp` operations; the caller vouches for their effects.
+    unsafe { batch(HYPERVISOR_MMUEXT_OP, ops, foreigndom) }
+}
+
+/// `nr(items, count, &done, foreigndom)`, the call both batched page-table hypercalls make.
+///
+/// # Safety
+/// `nr` is a hypercall that takes an array of `T` in this form (`mmu_update` with
+/// [`MmuUpdate`], `mmuext_op` with [`MmuextOp`]), and the caller vouches for the items' effects
+/// on the mappings and memory Rust code uses.
+unsafe fn batch<T>(nr: u32, items: &[T], foreigndom: u32) -> BatchOutcome {
     let mut done: u32 = 0;
-    // SAFETY: the hypervisor reads `ops.len()` operations and writes `done`; the caller
-    // vouches for their effects.
+    // SAFETY: the hypervisor reads `items.len()` items of the type `nr` takes and writes
+    // `done`; the caller vouches for the items' effects.
     let ret = unsafe {
         hypercall4(
-            HYPERVISOR_MMUEXT_OP,
-            ops.as_ptr() as u64,
-            ops.len() as u64,
+            nr,
+            items.as_ptr() as u64,
+            items.len() as u64,
             core::ptr::from_mut(&mut done) as u64,
             u64::from(foreigndom),
         )

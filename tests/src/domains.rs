@@ -274,7 +274,20 @@ impl Scenario {
     /// # Panics
     /// If an image, the hypervisor or QEMU is missing.
     pub fn run(&self, name: &str) -> Outcome {
-        let out = self.boot().run().unwrap_or_else(|err| panic!("{err}"));
+        self.run_boot(name, self.boot())
+    }
+
+    /// [`Scenario::run`] with no other boot of the test process at the same time
+    /// ([`Boot::alone`]): for scenarios that measure time or CPU shares.
+    ///
+    /// # Panics
+    /// If an image, the hypervisor or QEMU is missing.
+    pub fn run_alone(&self, name: &str) -> Outcome {
+        self.run_boot(name, self.boot().alone())
+    }
+
+    fn run_boot(&self, name: &str, boot: Boot) -> Outcome {
+        let out = boot.run().unwrap_or_else(|err| panic!("{err}"));
         println!("{name}: {} in {:.3} s", out.exit, out.elapsed.as_secs_f64());
         out
     }

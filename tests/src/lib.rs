@@ -173,7 +173,14 @@ pub struct Boot {
     program: Option<(PathBuf, Vec<OsString>)>,
     /// Bytes typed on the serial console once the transcript holds a text, in order.
     typed: Vec<(String, Vec<u8>)>,
+    /// Run with no other QEMU of this test process at the same time (timing measurements).
+    alone: bool,
 }
+
+/// Boots of one test process share the host; a boot that measures time runs alone (its
+/// QEMU's clock would otherwise stretch with the host's load). Every boot takes this lock:
+/// shared for ordinary boots, exclusive for [`Boot::alone`] ones.
+static HOST: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 impl Boot {
     fn new(image: Option<PathBuf>, missing_hint: &'static str, base_cmdline: &'static str) -> Boot {
@@ -191,6 +198,7 @@ impl Boot {
             extra_args: Vec::new(),
             program: None,
             typed: Vec::new(),
+            alone: false,
         }
     }
 
@@ -246,6 +254,14 @@ impl Boot {
     /// Guest RAM (`-m`), in MiB. Default 256.
     pub fn memory_mib(mut self, mib: u32) -> Boot {
         self.memory_mib = mib;
+        self
+    }
+
+    /// Runs this boot with no other boot of the same test process at the same time: for
+    /// guests that measure time (timer accuracy, CPU shares), whose results a loaded host
+    /// would distort.
+    pub fn alone(mut self) -> Boot {
+        self.alone = true;
         self
     }
 
@@ -332,6 +348,13 @@ impl Boot {
     /// cannot be started or waited for. A boot that fails or hangs is not an error: it is an
     /// [`Outcome`] whose [`Outcome::exit`] says so.
     pub fn run(&self) -> Result<Outcome, HarnessError> {
+        // Held until QEMU is gone. (A test that panicked poisons nothing: no data behind it.)
+        let (_exclusive, _shared);
+        if self.alone {
+            _exclusive = HOST.write().unwrap_or_else(PoisonError::into_inner);
+        } else {
+            _shared = HOST.read().unwrap_or_else(PoisonError::into_inner);
+        }
         if let Some(image) = &self.image
             && !image.is_file()
         {

@@ -36,7 +36,16 @@ fn freed_everything(out: &Outcome, dom: u16) {
 
 /// Runs a scenario, judges every domain's checks, and asserts dom0 powered off.
 fn passes(scenario: &Scenario, name: &str) -> Outcome {
-    let out = scenario.run(name);
+    judge(scenario, name, scenario.run(name))
+}
+
+/// [`passes`] for a scenario that measures time or CPU shares: its boot runs alone.
+fn passes_alone(scenario: &Scenario, name: &str) -> Outcome {
+    judge(scenario, name, scenario.run_alone(name))
+}
+
+/// Judges every domain's verdict and dom0's poweroff.
+fn judge(scenario: &Scenario, name: &str, out: Outcome) -> Outcome {
     let checks = scenario.check_verdicts(&out);
     println!("{name}: checks passed per domain (dom0 first): {checks:?}");
     out.assert_not_contains("FATAL")
@@ -111,7 +120,7 @@ fn pingpong_between_two_domus() {
 /// idle and with dom0 spinning, and a domU blocked with no timer wakes on dom0's event.
 #[test]
 fn timers_in_a_domu() {
-    let out = passes(&TIMERS, "timers");
+    let out = passes_alone(&TIMERS, "timers");
     for line in domains::domain_lines(&out.transcript, 1)
         .into_iter()
         .filter(|l| l.starts_with("INFO: "))
@@ -125,7 +134,7 @@ fn timers_in_a_domu() {
 /// their shares of the CPU are 1:2 within 10%, and together they use it all.
 #[test]
 fn fairness_follows_the_weights() {
-    let out = passes(&FAIRNESS, "fairness");
+    let out = passes_alone(&FAIRNESS, "fairness");
     let (Some(a), Some(b)) = (share(&out.transcript, 1), share(&out.transcript, 2)) else {
         out.fail("no `SHARE ...` line from d1 and d2");
     };
@@ -165,7 +174,7 @@ fn fairness_follows_the_weights() {
 /// the time, and is parked (offline, as Xen reports a parked vCPU) the rest.
 #[test]
 fn cap_limits_a_lone_domu() {
-    let out = passes(&CAP, "cap");
+    let out = passes_alone(&CAP, "cap");
     let Some(s) = share(&out.transcript, 1) else {
         out.fail("no `SHARE ...` line from d1");
     };

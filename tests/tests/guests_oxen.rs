@@ -2,10 +2,11 @@
 //! checks with the same expected values, and dom0's shutdown reason as QEMU's exit status.
 
 use oxen_tests::guests::{
-    ADDRESS_SPACE, BENCH, CONSOLE_PROMPT, CONSOLE_TYPED, CRASH_NO_TRAPS, CRASH_NO_TRAPS_ANNOUNCE,
-    EVENTS, EVENTS_CONSOLE, EXCEPTIONS, EXCEPTIONS_FAILSAFE, FAILSAFE_XEN_OPTIONS, Guest, HELLO,
-    HYPERCALLS, MMU_STORM, MMU_STORM_OTHER_SEED, STORM_MIN_REQUESTS, TIMERS, VCPUS,
-    VCPUS_XEN_OPTIONS, bench_results, check_verdict, run_guest, storm_counts,
+    ADDRESS_SPACE, BENCH, BENCH_MM, BENCH_MM_NAMES, CONSOLE_PROMPT, CONSOLE_TYPED, CRASH_NO_TRAPS,
+    CRASH_NO_TRAPS_ANNOUNCE, EVENTS, EVENTS_CONSOLE, EXCEPTIONS, EXCEPTIONS_FAILSAFE,
+    FAILSAFE_XEN_OPTIONS, Guest, HELLO, HYPERCALLS, MMU_STORM, MMU_STORM_OTHER_SEED,
+    STORM_MIN_REQUESTS, TIMERS, VCPUS, VCPUS_XEN_OPTIONS, bench_results, check_verdict, run_guest,
+    storm_counts,
 };
 use oxen_tests::guests::{
     BENCH_DOMAINS, BENCH_DOMAINS_NAMES, BENCH_EVENTS, BENCH_EVENTS_NAMES, BENCH_EVENTS_OPTIONS,
@@ -201,7 +202,7 @@ fn events_pass_on_oxen() {
 /// System time, the wallclock and every timer, measured, on Oxen.
 #[test]
 fn timers_pass_on_oxen() {
-    let out = run_guest(oxen(), &TIMERS);
+    let out = run_guest(oxen().alone(), &TIMERS);
     check_verdict(&out, &TIMERS);
     out.assert_exit(DebugExit::Dom0Poweroff);
 }
@@ -245,4 +246,13 @@ fn debug_keys_on_oxen() {
         .assert_contains("console input now goes to dom0");
     check_verdict(&out, &EVENTS_CONSOLE);
     out.assert_exit(DebugExit::Dom0Poweroff);
+}
+
+/// The MMU and user-mode benchmarks (`bench mm`) run on Oxen and print their rows in order.
+#[test]
+fn bench_mm_runs_on_oxen() {
+    let out = passes_on_oxen(&BENCH_MM);
+    let names: Vec<String> = bench_results(&out).into_iter().map(|(n, ..)| n).collect();
+    let expected: Vec<&str> = BENCH_NAMES.iter().chain(&BENCH_MM_NAMES).copied().collect();
+    assert_eq!(names, expected, "{out}");
 }

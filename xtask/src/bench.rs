@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use oxen_tests::guests::{
-    BENCH, BENCH_DOMAINS_NAMES, BENCH_EVENTS, BENCH_EVENTS_NAMES, BENCH_EVENTS_OPTIONS,
-    BENCH_NAMES, Guest, bench_domains,
+    BENCH, BENCH_DOMAINS_NAMES, BENCH_EVENTS, BENCH_EVENTS_NAMES, BENCH_EVENTS_OPTIONS, BENCH_MM,
+    BENCH_MM_NAMES, BENCH_NAMES, Guest, bench_domains,
 };
 use oxen_tests::{Boot, paths};
 
@@ -55,6 +55,12 @@ const CONFIGS: &[Config] = &[
         rows: &BENCH_NAMES,
     },
     Config {
+        label: "bench mm",
+        oxen: |b| dom0(b, &BENCH_MM),
+        xen: Some(|b| dom0(b, &BENCH_MM)),
+        rows: &BENCH_MM_NAMES,
+    },
+    Config {
         label: "bench events (dom0 with 2 vCPUs)",
         oxen: |b| dom0(b.append(BENCH_EVENTS_OPTIONS), &BENCH_EVENTS),
         xen: Some(|b| dom0(b.append(BENCH_EVENTS_OPTIONS), &BENCH_EVENTS)),
@@ -88,6 +94,29 @@ const ROW_NOTES: &[(&str, &str)] = &[
         "forced-cpuid",
         "`cpuid` behind Xen's forced-emulation prefix: a `#UD` the hypervisor decodes and \
          emulates.",
+    ),
+    (
+        "mmu-update-1",
+        "one `mmu_update` request rewriting an L1 entry (validated like every page-table \
+         write).",
+    ),
+    (
+        "update-va-mapping-invlpg",
+        "`update_va_mapping` of one page with `UVMF_INVLPG`.",
+    ),
+    (
+        "mmu-update-512",
+        "one `mmu_update` call carrying 512 requests (a whole L1's worth).",
+    ),
+    (
+        "ptwr-write",
+        "a plain store into an L1 page-table page the guest maps read-only: the #PF is \
+         decoded and emulated as a validated update (writable page tables).",
+    ),
+    (
+        "user-syscall-round-trip",
+        "`syscall` from guest user mode → the hypervisor → the guest kernel's syscall callback \
+         → `iret` with `VGCF_in_syscall` back to user mode (a change of page tables each way).",
     ),
     (
         "evtchn-send",

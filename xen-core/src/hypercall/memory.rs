@@ -1,9 +1,9 @@
 //! `memory_op` (hypercall 12): giving memory to and taking it from a domain, and the facts
 //! about machine memory a PV guest needs (reference §9.8).
 
+use super::mm::with_mm;
 use super::{Ctx, HcResult, read_guest, write_guest};
-use crate::mm::frame_table::{FrameTable, Owner};
-use crate::mm::pagetable::MmEnv;
+use crate::mm::frame_table::Owner;
 use crate::types::Mfn;
 use hypercall_abi::domid::DOMID_SELF;
 use hypercall_abi::errno::Errno;
@@ -18,16 +18,6 @@ const MEMOP_EXTENT_SHIFT: u32 = 6;
 const EXTENTS_PER_CALL: u64 = 512;
 /// Largest extent order accepted from a guest (2 MiB).
 const MAX_ORDER: u32 = 9;
-
-fn with_mm<R>(
-    cx: &mut Ctx<'_>,
-    default: R,
-    mut f: impl FnMut(&mut FrameTable<'_>, &mut dyn MmEnv) -> R,
-) -> R {
-    let mut out = None;
-    cx.plat.mm(&mut |t, e| out = Some(f(t, e)));
-    out.unwrap_or(default)
-}
 
 /// The domain a `domid` argument names: only the caller for now (others arrive with the
 /// toolstack).

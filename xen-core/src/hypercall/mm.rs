@@ -34,7 +34,7 @@ pub fn mm_err(e: MmError) -> Errno {
 
 /// Runs `f` on the frame table and machine memory, returning its result (`default` if the
 /// frame table is not available, which only happens before boot finishes).
-fn with_mm<R>(
+pub(super) fn with_mm<R>(
     cx: &mut Ctx<'_>,
     default: R,
     mut f: impl FnMut(&mut FrameTable<'_>, &mut dyn MmEnv) -> R,

@@ -2,7 +2,8 @@
 //!
 //! The crate is two things at once:
 //! - on bare metal (`target_os = "none"`), the hypervisor: the architecture layer in
-//!   [`arch`] (the only place with `unsafe` and assembly; its `pod` part is compiled everywhere)
+//!   [`arch`] (the only module allowed to touch hardware, raw memory and assembly; its `pod`
+//!   part is compiled everywhere)
 //!   and the boot sequence in `setup`;
 //! - everywhere, the portable logic the hypervisor is made of (boot-information parsing, the
 //!   command line, memory maps, the frame allocator, ...), which is plain Rust and is
@@ -35,10 +36,6 @@ pub mod system;
 pub mod time;
 pub mod types;
 
-#[allow(
-    unsafe_code,
-    reason = "the architecture layer is where Oxen's unsafe code lives"
-)]
 pub mod arch;
 
 #[cfg(target_os = "none")]

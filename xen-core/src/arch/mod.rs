@@ -4,6 +4,10 @@
 //!
 //! [`pod`] (byte views of ABI structures) is compiled everywhere, so portable code that uses
 //! it is still host-testable; the hardware layer exists only on bare metal.
+#![allow(
+    unsafe_code,
+    reason = "the architecture layer is where Oxen's unsafe code lives"
+)]
 
 pub mod pod;
 

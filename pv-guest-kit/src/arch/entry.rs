@@ -171,8 +171,8 @@ pub fn boot_info() -> Option<StartInfo> {
 /// Whether the builder filled the hypercall page (its first byte is no longer the poison).
 fn hypercall_page_filled() -> bool {
     let page = crate::hypercall::page_address() as *const u8;
-    // SAFETY: the page is part of the image's .text, mapped and readable; volatile because the
-    // builder wrote it behind the compiler's back.
+    // Volatile because the builder wrote the page behind the compiler's back.
+    // SAFETY: the page is part of the image's .text, mapped and readable.
     unsafe { page.read_volatile() != HYPERCALL_PAGE_POISON }
 }
 

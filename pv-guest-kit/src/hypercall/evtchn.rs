@@ -31,9 +31,9 @@ pub unsafe fn event_channel_op(cmd: u32, arg: u64) -> HypercallResult {
 
 /// Runs `cmd` on `arg`, a struct the hypervisor reads and may write back.
 fn op<T>(cmd: u32, arg: &mut T) -> HypercallResult {
-    // SAFETY: every caller passes the argument struct of `cmd` (the ABI crate's layout); the
-    // hypervisor reads it and writes only its OUT fields, inside the struct. None of these
-    // commands makes the hypervisor touch other guest memory.
+    // Every caller passes the argument struct of `cmd` (the ABI crate's layout); none of
+    // these commands makes the hypervisor touch other guest memory.
+    // SAFETY: the hypervisor reads `arg` and writes only its OUT fields, inside the struct.
     unsafe { event_channel_op(cmd, core::ptr::from_mut(arg) as u64) }
 }
 

@@ -63,8 +63,7 @@ pub fn memory_map(entries: &mut [E820Entry]) -> HypercallResult<u32> {
         _pad0: 0,
         buffer: entries.as_mut_ptr() as u64,
     };
-    // SAFETY: the hypervisor writes at most `nr_entries` entries into `entries` and updates
-    // `map`.
+    // SAFETY: the hypervisor writes at most `nr_entries` entries into `entries`, and `map`.
     unsafe {
         memory_op(
             u64::from(XENMEM_MEMORY_MAP),

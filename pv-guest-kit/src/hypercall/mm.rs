@@ -34,8 +34,7 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64, flags: u64) -> HypercallResul
 /// # Errors
 /// The first failing request's error (processing stops there).
 pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> HypercallResult<u32> {
-    // SAFETY: the same contract as `mmu_update_foreign`, whose `DOMID_SELF` case this is;
-    // forwarded to the caller.
+    // SAFETY: the `DOMID_SELF` case of `mmu_update_foreign`; its contract is the caller's.
     unsafe { mmu_update_foreign(reqs, u32::from(DOMID_SELF)) }.done_or_error()
 }
 
@@ -48,8 +47,7 @@ pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> HypercallResult<u32> {
 /// # Errors
 /// The first failing operation's error.
 pub unsafe fn mmuext_op(ops: &[MmuextOp]) -> HypercallResult<u32> {
-    // SAFETY: the same contract as `mmuext_op_foreign`, whose `DOMID_SELF` case this is;
-    // forwarded to the caller.
+    // SAFETY: the `DOMID_SELF` case of `mmuext_op_foreign`; its contract is the caller's.
     unsafe { mmuext_op_foreign(ops, u32::from(DOMID_SELF)) }.done_or_error()
 }
 
@@ -58,8 +56,8 @@ pub unsafe fn mmuext_op(ops: &[MmuextOp]) -> HypercallResult<u32> {
 /// # Errors
 /// `-EINVAL` for a type the domain may not use.
 pub fn vm_assist(cmd: VmAssistCmd, kind: VmAssistType) -> HypercallResult {
-    // SAFETY: no memory argument; assists change how the hypervisor treats later guest actions,
-    // none of which the kit performs.
+    // Assists change how the hypervisor treats later guest actions; the kit performs none.
+    // SAFETY: no memory argument.
     result_from_ret(unsafe {
         hypercall2(
             HYPERVISOR_VM_ASSIST,
@@ -117,8 +115,8 @@ pub unsafe fn mmuext_op_foreign(ops: &[MmuextOp], foreigndom: u32) -> BatchOutco
 /// on the mappings and memory Rust code uses.
 unsafe fn batch<T>(nr: u32, items: &[T], foreigndom: u32) -> BatchOutcome {
     let mut done: u32 = 0;
-    // SAFETY: the hypervisor reads `items.len()` items of the type `nr` takes and writes
-    // `done`; the caller vouches for the items' effects.
+    // The caller vouches for the items' effects.
+    // SAFETY: the hypervisor reads `items.len()` items of the type `nr` takes, writes `done`.
     let ret = unsafe {
         hypercall4(
             nr,

@@ -70,8 +70,9 @@ fn stub(nr: u32) -> u64 {
 pub unsafe fn hypercall0(nr: u32) -> i64 {
     let entry = stub(nr);
     let ret: i64;
-    // SAFETY: the caller vouches for the hypercall's effect; the stub follows the page ABI
-    // (preserves everything but rax and the argument registers, declared clobbered).
+    // The stub follows the page ABI: it preserves everything but rax and the argument
+    // registers, which are declared clobbered.
+    // SAFETY: the caller vouches for the hypercall's effect; the registers are as declared.
     unsafe {
         asm!(
             "call {entry}",
@@ -216,8 +217,8 @@ pub mod direct {
     #[inline]
     pub unsafe fn hypercall5(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
         let ret: i64;
-        // SAFETY: the caller vouches for the hypercall; `syscall` destroys rcx and r11, and the
-        // argument registers may be clobbered, all declared.
+        // `syscall` destroys rcx and r11, and the argument registers may be clobbered.
+        // SAFETY: the caller vouches for the hypercall; every clobbered register is declared.
         unsafe {
             asm!(
                 "syscall",
@@ -279,9 +280,9 @@ pub fn iret_stub() -> u64 {
 /// frame is used again.
 pub unsafe fn iret(frame: &IretFrame) -> ! {
     let stub = iret_stub();
-    // SAFETY: the frame is copied onto a 16-byte aligned spot of the current stack, below
-    // everything live, and the stub is entered by a jump with rsp at the copy, as the iret
-    // hypercall requires. The caller vouches for the target context.
+    // The frame is copied onto a 16-byte aligned spot of the current stack, below everything
+    // live, and the stub is entered by a jump with rsp at the copy.
+    // SAFETY: that is what the iret hypercall requires; the caller vouches for the target.
     unsafe {
         asm!(
             "sub $64, %rsp",

@@ -17,8 +17,8 @@ use super::{HypercallResult, hypercall2, result_from_ret};
 /// # Errors
 /// `-EFAULT` if the list cannot be read or written; `-EINVAL` for a bad count.
 pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> HypercallResult {
-    // SAFETY: the hypervisor reads and writes `entries.len()` entries; the caller vouches for
-    // each entry's hypercall.
+    // The caller vouches for each entry's hypercall.
+    // SAFETY: the hypervisor reads and writes only the `entries.len()` entries of `entries`.
     result_from_ret(unsafe {
         hypercall2(
             HYPERVISOR_MULTICALL,

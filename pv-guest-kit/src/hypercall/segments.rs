@@ -35,8 +35,8 @@ pub fn set_gdt(frames: &[u64], entries: u32) -> HypercallResult {
     if frames.len() < needed {
         return Err(super::Errno::Einval);
     }
-    // SAFETY: the hypervisor reads `ceil(entries / 512)` frame numbers, all inside `frames`;
-    // it validates every descriptor itself.
+    // The hypervisor validates every descriptor itself.
+    // SAFETY: it reads `ceil(entries / 512)` frame numbers, all inside `frames`.
     result_from_ret(unsafe {
         hypercall2(
             HYPERVISOR_SET_GDT,

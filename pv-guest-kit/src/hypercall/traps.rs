@@ -26,8 +26,8 @@ pub unsafe fn set_trap_table(traps: &[TrapInfo]) -> HypercallResult {
     if !traps.iter().any(TrapInfo::is_terminator) {
         return Err(Errno::Einval);
     }
-    // SAFETY: the hypervisor reads entries up to the terminator, which lies inside `traps`; the
-    // caller vouches for the handlers.
+    // The caller vouches for the handlers.
+    // SAFETY: the hypervisor reads entries up to the terminator, which lies inside `traps`.
     result_from_ret(unsafe { hypercall1(HYPERVISOR_SET_TRAP_TABLE, traps.as_ptr() as u64) })
 }
 

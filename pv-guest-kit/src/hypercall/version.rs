@@ -13,8 +13,8 @@ use super::{HypercallResult, hypercall2, result_from_ret};
 
 /// Calls `xen_version(cmd, arg)` with `arg` pointing at a `T` the hypervisor may fill.
 fn query<T>(cmd: u32, arg: &mut T) -> HypercallResult {
-    // SAFETY: every sub-operation writes at most `size_of::<T>()` bytes for the `T` it is
-    // called with here (the sizes are the ABI's, reference §15.1).
+    // The sizes are the ABI's (reference §15.1).
+    // SAFETY: each sub-operation writes at most `size_of::<T>()` bytes, for its own `T`.
     result_from_ret(unsafe {
         hypercall2(
             HYPERVISOR_XEN_VERSION,
@@ -137,8 +137,7 @@ pub fn build_id(buf: &mut [u8]) -> HypercallResult {
     if let Some(len) = buf.get_mut(..header) {
         len.copy_from_slice(&room.to_le_bytes());
     }
-    // SAFETY: the hypervisor writes at most `room` bytes after the 4-byte header, i.e. within
-    // `buf`.
+    // SAFETY: the hypervisor writes at most `room` bytes after the 4-byte header: inside `buf`.
     result_from_ret(unsafe {
         hypercall2(
             HYPERVISOR_XEN_VERSION,

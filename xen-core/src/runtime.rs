@@ -228,8 +228,11 @@ impl Platform for HwPlatform {
     fn alloc_frames(&mut self, order: u32) -> Option<Mfn> {
         arch::mm::alloc_frames(order)
     }
-    fn zero_frame(&mut self, mfn: Mfn) {
-        arch::mm::write_machine(mfn.paddr(), &[0u8; 4096]);
+    fn zero_frame(&mut self, mfn: Mfn) -> bool {
+        arch::mm::zero_machine_frame(mfn)
+    }
+    fn copy_frame(&mut self, src: Mfn, dst: Mfn) -> bool {
+        arch::mm::copy_machine_frame(src, dst)
     }
     fn machine_memory_map(&self) -> Vec<hypercall_abi::memory::E820Entry> {
         self.facts.memory_map.clone()

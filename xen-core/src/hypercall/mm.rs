@@ -376,27 +376,30 @@ fn mmuext_one(cx: &mut Ctx<'_>, fd: DomId, op: m::MmuextOp) -> Result<(), Errno>
         m::MmuextCmd::ClearPage | m::MmuextCmd::CopyPage => {
             let dom = cx.dom.id;
             let ctx = pt_ctx(cx);
-            let src = Mfn(op.arg2);
-            let copy = cmd == m::MmuextCmd::CopyPage;
-            let mut buf = alloc::vec![0u8; 4096];
-            if copy {
-                let ok = with_mm(cx, false, |t, _| t.get_page(src, dom).is_ok());
-                if !ok {
-                    return Err(Errno::Einval);
-                }
-                let read = cx.plat.read_machine(src.paddr(), &mut buf);
-                with_mm(cx, (), |t, e| t.put_page_env(&mut &mut *e, src));
-                if !read {
-                    return Err(Errno::Einval);
-                }
+            let src = (cmd == m::MmuextCmd::CopyPage).then_some(Mfn(op.arg2));
+            // The source is read under a reference, so it cannot change hands meanwhile.
+            if let Some(src) = src
+                && !with_mm(cx, false, |t, _| t.get_page(src, dom).is_ok())
+            {
+                return Err(Errno::Einval);
             }
-            with_mm(cx, Err(MmError::BadState(mfn)), |t, e| {
+            let dst = with_mm(cx, Err(MmError::BadState(mfn)), |t, e| {
                 t.get_page_and_type(&mut &mut *e, &ctx, mfn, dom, PageType::Writable)
             })
-            .map_err(mm_err)?;
-            cx.plat.write_machine(mfn.paddr(), &buf);
-            with_mm(cx, (), |t, e| t.put_page_and_type(&mut &mut *e, mfn));
-            Ok(())
+            .map_err(mm_err);
+            let done = dst.is_ok()
+                && match src {
+                    Some(src) => cx.plat.copy_frame(src, mfn),
+                    None => cx.plat.zero_frame(mfn),
+                };
+            if dst.is_ok() {
+                with_mm(cx, (), |t, e| t.put_page_and_type(&mut &mut *e, mfn));
+            }
+            if let Some(src) = src {
+                with_mm(cx, (), |t, e| t.put_page_env(&mut &mut *e, src));
+            }
+            dst?;
+            if done { Ok(()) } else { Err(Errno::Einval) }
         }
         m::MmuextCmd::MarkSuper | m::MmuextCmd::UnmarkSuper => Err(Errno::Eopnotsupp),
         m::MmuextCmd::SetLdt => crate::guest::ldt::set_ldt(cx, fd, op.arg1, super::lo32(op.arg2)),

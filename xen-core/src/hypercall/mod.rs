@@ -109,8 +109,10 @@ pub trait Platform {
     fn port_out(&mut self, port: u16, size: u8, value: u32);
     /// Allocates `2^order` contiguous free frames (not yet owned, not zeroed).
     fn alloc_frames(&mut self, order: u32) -> Option<Mfn>;
-    /// Fills a frame with zeros.
-    fn zero_frame(&mut self, mfn: Mfn);
+    /// Fills a frame with zeros (RAM only; the caller checked the frame may be written).
+    fn zero_frame(&mut self, mfn: Mfn) -> bool;
+    /// Copies frame `src` over `dst` (RAM only; the caller checked both accesses).
+    fn copy_frame(&mut self, src: Mfn, dst: Mfn) -> bool;
     /// The host's memory map.
     fn machine_memory_map(&self) -> alloc::vec::Vec<hypercall_abi::memory::E820Entry>;
     /// System time: nanoseconds since boot.

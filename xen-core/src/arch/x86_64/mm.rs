@@ -827,6 +827,40 @@ pub fn write_machine(pa: Paddr, buf: &[u8]) -> bool {
     true
 }
 
+/// Fills machine frame `mfn` with zeros (RAM in the direct map; the caller checked the
+/// hypervisor may write it). Returns false for a frame outside RAM.
+pub fn zero_machine_frame(mfn: Mfn) -> bool {
+    if !in_directmap(mfn.paddr(), PAGE_BYTES as u64) {
+        return false;
+    }
+    // SAFETY: a whole RAM frame inside the direct map, which the caller may write.
+    unsafe { core::ptr::write_bytes(directmap_va(mfn.paddr()) as *mut u8, 0, PAGE_BYTES) };
+    true
+}
+
+/// Copies machine frame `src` over `dst` (both RAM in the direct map; the caller checked it
+/// may read one and write the other). Returns false for a frame outside RAM.
+pub fn copy_machine_frame(src: Mfn, dst: Mfn) -> bool {
+    if !in_directmap(src.paddr(), PAGE_BYTES as u64)
+        || !in_directmap(dst.paddr(), PAGE_BYTES as u64)
+    {
+        return false;
+    }
+    if src == dst {
+        return true;
+    }
+    // SAFETY: two distinct whole RAM frames inside the direct map, so they do not overlap;
+    // the caller may read `src` and write `dst`.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            directmap_va(src.paddr()) as *const u8,
+            directmap_va(dst.paddr()) as *mut u8,
+            PAGE_BYTES,
+        );
+    }
+    true
+}
+
 /// An atomic operation on bit `bit` (< 64) of the 8-byte-aligned little-endian word at
 /// machine address `word` (guest-shared memory the guest changes concurrently: event bitmaps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,8 @@ use guest_support::{Checks, info};
 use pv_guest_kit::arch::{mm, virt_base};
 use pv_guest_kit::mm::{Frame, frames};
 
-use super::raw;
+use super::{hc, raw};
+use pv_guest_kit::abi::mm::{MmuextCmd, MmuextOp};
 
 /// The error code of a kernel-mode write to a present read-only page: P | W.
 pub const PF_WRITE_PROTECTED: u64 = 3;
@@ -70,10 +71,49 @@ pub fn checks(c: &mut Checks) {
     if let Some(b) = b {
         let _ = frames::free(b);
     }
+    copy_and_clear(c);
     let kernel = Frame::new(0, mm::pfn_to_mfn(0).unwrap_or(0));
     c.eq(
         "free of a frame the allocator did not hand out is refused",
         frames::free(kernel),
         Err(kernel),
     );
+}
+
+/// `MMUEXT_COPY_PAGE` and `MMUEXT_CLEAR_PAGE` on two frames of the allocator.
+fn copy_and_clear(c: &mut Checks) {
+    let (Some(a), Some(b)) = (frames::alloc(), frames::alloc()) else {
+        c.fail("copy/clear page", format_args!("no frames"));
+        return;
+    };
+    let (va, vb) = (
+        frames::direct_va(a.pfn).unwrap_or(0),
+        frames::direct_va(b.pfn).unwrap_or(0),
+    );
+    let pattern = |i: u64| (i + 1).wrapping_mul(0x0101_0101_0101_0101);
+    for i in 0..512 {
+        raw::write(va + i * 8, pattern(i));
+    }
+    c.eq(
+        "MMUEXT_COPY_PAGE",
+        hc::ext1(MmuextOp::new(MmuextCmd::CopyPage, b.mfn, a.mfn)),
+        Ok(0),
+    );
+    c.check(
+        "MMUEXT_COPY_PAGE: the destination holds the source's bytes",
+        (0..512).all(|i| raw::read(vb + i * 8) == pattern(i)),
+        format_args!("word 0 = {:#x}", raw::read(vb)),
+    );
+    c.eq(
+        "MMUEXT_CLEAR_PAGE",
+        hc::ext1(MmuextOp::new(MmuextCmd::ClearPage, a.mfn, 0)),
+        Ok(0),
+    );
+    c.check(
+        "MMUEXT_CLEAR_PAGE: the frame is zero, the copy untouched",
+        (0..512).all(|i| raw::read(va + i * 8) == 0) && raw::read(vb + 8) == pattern(1),
+        format_args!("word 0 = {:#x}", raw::read(va)),
+    );
+    let _ = frames::free(a);
+    let _ = frames::free(b);
 }

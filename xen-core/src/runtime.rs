@@ -348,10 +348,12 @@ impl Runtime {
             xen_l4: arch::mm::xen_l4_slots(),
         };
         // The vCPU's reference on its page-table root (the builder's pin is the guest's own),
-        // and the hypervisor's own reference on shared_info.
+        // and the hypervisor's own reference on shared_info: a writable type reference for
+        // the domain's lifetime, as Xen holds, so the frame the hypervisor writes behind the
+        // guest's back can never be validated as a page table or descriptor page.
         let took = arch::mm::with_frame_table(|t, e| {
             t.get_page_and_type(e, &ctx, built.l4, b.id, PageType::L4)?;
-            t.get_page(built.shared_info, b.id)
+            t.get_page_and_type(e, &ctx, built.shared_info, b.id, PageType::Writable)
         });
         if !matches!(took, Some(Ok(()))) {
             return Err("its page tables could not be referenced");
@@ -1235,10 +1237,10 @@ fn audit_due(nr: u64) -> bool {
 }
 
 /// The references the hypervisor itself holds on `dom`'s frames: page-table roots, GDT and
-/// LDT-shadow frames and registered `vcpu_info` frames of every vCPU (a general and a type
-/// reference each), shared_info (general).
-fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
-    let mut held = alloc::vec![(dom.shared_info, 1, 0)];
+/// LDT-shadow frames, registered `vcpu_info` frames of every vCPU and shared_info (a general
+/// and a type reference each).
+fn held_refs(dom: &Domain) -> Vec<Mfn> {
+    let mut held = alloc::vec![dom.shared_info];
     for v in &dom.vcpus {
         for m in v
             .kernel_root
@@ -1248,7 +1250,7 @@ fn held_refs(dom: &Domain) -> Vec<(Mfn, u32, u32)> {
             .chain(v.ldt_frames.iter().flatten())
             .chain(v.vcpu_info_frame.iter())
         {
-            held.push((*m, 1, 1));
+            held.push(*m);
         }
     }
     held
@@ -1267,9 +1269,9 @@ fn audit_all_with(rt: &Runtime, extra: Option<&Domain>, when: &str) {
         held.extend(held_refs(d));
     }
     let lookup = |m: Mfn| {
-        held.iter()
-            .filter(|(h, ..)| *h == m)
-            .fold((0, 0), |(g, t), (_, hg, ht)| (g + hg, t + ht))
+        let n = held.iter().filter(|&&h| h == m).count();
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        (n, n)
     };
     let result = arch::mm::with_frame_table(|t, e| crate::mm::audit::audit(t, e, &lookup));
     match result {
@@ -1295,12 +1297,8 @@ fn teardown(dom: &mut Domain, loaded: bool) -> u64 {
     let id = dom.id;
     let held = held_refs(dom);
     arch::mm::with_frame_table(|t, e| {
-        for (m, _, typed) in &held {
-            if *typed > 0 {
-                t.put_page_and_type(&mut *e, *m);
-            } else {
-                t.put_page_env(&mut *e, *m);
-            }
+        for m in &held {
+            t.put_page_and_type(&mut *e, *m);
         }
         t.relinquish(&mut *e, id);
     });

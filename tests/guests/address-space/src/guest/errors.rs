@@ -318,3 +318,44 @@ pub fn checks(c: &mut Checks, ctx: &Ctx) {
     let _ = frames::free(junk);
     let _ = frames::free(data);
 }
+
+/// The hypervisor writes shared_info behind the guest's back (event bits, the time record,
+/// CR2), so it must never let the frame become a page table: it holds the frame writable for
+/// the domain's lifetime, as Xen does. The check takes away every guest mapping of the frame
+/// and zeroes it first, so that only that type reference can refuse the pin.
+pub fn shared_info_never_a_table(c: &mut Checks, shared_info_maddr: u64) {
+    use pv_guest_kit::abi::mm::{_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW};
+    use pv_guest_kit::arch::shared::{shared_info, shared_info_address};
+    if let Err(e) = shared_info() {
+        c.fail("shared_info mapped", format_args!("{e:?}"));
+        return;
+    }
+    let va = shared_info_address();
+    let mfn = shared_info_maddr >> 12;
+    let mut saved = [0u64; 512];
+    for (i, w) in saved.iter_mut().enumerate() {
+        *w = raw::read(va + i as u64 * 8);
+    }
+    for i in 0..512 {
+        raw::write(va + i * 8, 0);
+    }
+    c.eq("unmap shared_info", hc::uvm(va, 0, UVMF_INVLPG), Ok(0));
+    let pin = hc::ext1(MmuextOp::new(MmuextCmd::PinL1Table, mfn, 0));
+    if pin.is_ok() {
+        let _ = hc::ext1(MmuextOp::new(MmuextCmd::UnpinTable, mfn, 0));
+    }
+    let pte = shared_info_maddr | _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
+    c.eq(
+        "map shared_info again",
+        hc::uvm(va, pte, UVMF_INVLPG),
+        Ok(0),
+    );
+    for (i, w) in saved.iter().enumerate() {
+        raw::write(va + i as u64 * 8, *w);
+    }
+    c.eq(
+        "shared_info, unmapped and zeroed, still cannot be pinned as an L1",
+        errno_of(pin),
+        Err(Errno::Einval),
+    );
+}

@@ -50,6 +50,7 @@ fn main(si: StartInfo) -> ! {
     };
     space::window(&mut c, &mut ctx);
     errors::checks(&mut c, &ctx);
+    errors::shared_info_never_a_table(&mut c, si.shared_info);
     ptwr::checks(&mut c, &ctx);
     user::checks(&mut c, &ctx);
     space::teardown(&mut c, ctx);
